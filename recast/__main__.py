@@ -1,0 +1,3 @@
+from recast.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""Rebuild the input side of a fixed part (head, transition) for a new width.
+
+When the block before a fixed part is recast to fewer channels, the layers
+of the fixed part that first read those channels (a BN, a conv, a linear,
+possibly after pooling and flattening) are rebuilt to take the new width;
+everything else is kept.
+"""
+
+import copy
+
+import torch
+from torch import fx, nn
+
+from recast.errors import PlanError
+
+_PASS_THROUGH = (
+    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Identity,
+    nn.Dropout, nn.Flatten, nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+
+
+def adapt_input(
+    module: fx.GraphModule, example_shape: tuple[int, ...], new_channels: int
+) -> fx.GraphModule:
+    """A copy of ``module`` whose input layers take ``new_channels`` channels.
+
+    ``example_shape`` is the old input shape; new layers are freshly
+    initialised. Raises PlanError when a first reader cannot be rebuilt.
+    """
+    old_channels = example_shape[1]
+    adapted = copy.deepcopy(module)
+    if new_channels == old_channels:
+        return adapted
+    modules = dict(adapted.named_modules())
+    for path in _first_readers(adapted, modules):
+        layer = modules[path]
+        _set_module(adapted, path, _rebuilt(layer, path, old_channels, new_channels))
+    adapted.recompile()
+    return adapted
+
+
+def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[str]:
+    """Module paths of the layers that first see the input's channels."""
+    readers: list[str] = []
+    frontier = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    seen: set[fx.Node] = set()
+    while frontier:
+        node = frontier.pop()
+        for user in node.users:
+            if user in seen:
+                continue
+            seen.add(user)
+            if user.op == "call_module":
+                layer = modules[str(user.target)]
+                if isinstance(layer, _PASS_THROUGH):
+                    frontier.append(user)
+                    continue
+                readers.append(str(user.target))
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    frontier.append(user)  # keeps the width: its readers too
+            elif user.op in ("call_function", "call_method") and _is_shape_free(user):
+                frontier.append(user)
+            elif user.op != "output":
+                raise PlanError(
+                    f"cannot give the fixed part node '{user.name}' "
+                    f"({user.target}) a new input width; recast the block "
+                    f"after it too or keep the width of the block before it"
+                )
+    return readers
+
+
+def _is_shape_free(node: fx.Node) -> bool:
+    name = node.target if isinstance(node.target, str) else getattr(
+        node.target, "__name__", "")
+    return name in {"flatten", "relu", "relu_", "adaptive_avg_pool2d", "avg_pool2d",
+                    "max_pool2d", "dropout", "size", "getattr", "view", "reshape",
+                    "mean", "getitem", "gelu", "silu", "hardswish", "relu6"}
+
+
+def _rebuilt(layer: nn.Module, path: str, old: int, new: int) -> nn.Module:
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        return type(layer)(new, layer.eps, layer.momentum, layer.affine,
+                           layer.track_running_stats)
+    if isinstance(layer, nn.Conv2d) and layer.groups == 1:
+        return nn.Conv2d(new, layer.out_channels, layer.kernel_size, layer.stride,
+                         layer.padding, layer.dilation, 1, layer.bias is not None,
+                         layer.padding_mode)
+    if isinstance(layer, nn.Linear) and layer.in_features % old == 0:
+        per_channel = layer.in_features // old
+        return nn.Linear(new * per_channel, layer.out_features, layer.bias is not None)
+    raise PlanError(
+        f"cannot rebuild '{path}' ({type(layer).__name__}) for {new} input "
+        f"channels instead of {old}; keep the width of the block before it"
+    )
+
+
+def _set_module(root: nn.Module, path: str, layer: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, name, layer)
+
+
+def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of ``module``'s output for a batch-1 input of ``input_shape``."""
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        out = module(torch.zeros((1, *input_shape[1:])))
+    module.train(was_training)
+    return tuple(out.shape)

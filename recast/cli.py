@@ -1,0 +1,179 @@
+"""The ``recast`` command line: inspect, report (and the recast job itself).
+
+Every user mistake ends as one line on stderr and exit code 2; ``--debug``
+shows the traceback instead.
+"""
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import nn
+
+from recast.errors import RecastError
+from recast.models import TORCHVISION_NAMES, build_model, model_names
+from recast.plan import make_plan
+from recast.report import compression_report, human, report_markdown
+from recast.userfile import build_user_model
+from recast.walker import BlockChain, walk
+
+DATASETS = {"cifar10": (32, 10), "cifar100": (32, 100), "imagenet": (224, 1000)}
+
+
+@dataclass
+class Teacher:
+    """A teacher model and the input shape it is walked with."""
+
+    model: nn.Module
+    input_shape: tuple[int, int, int, int]
+    label: str
+
+
+def add_model_args(parser: argparse.ArgumentParser, model_optional: bool = False) -> None:
+    parser.add_argument("model", nargs="?" if model_optional else None,
+                        help="zoo name (e.g. vgg16, resnet56, resnet50); "
+                        "`recast models` lists them")
+    parser.add_argument("--model-file", metavar="FILE.py:BUILDER",
+                        help="your own model: BUILDER(num_classes=...) -> nn.Module")
+    parser.add_argument("--dataset", choices=sorted(DATASETS),
+                        help="sets input size and classes (cifar: 32x32)")
+    parser.add_argument("--input-size", type=int, help="square input size in pixels")
+    parser.add_argument("--num-classes", type=int, help="override the class count")
+    parser.add_argument("--in-channels", type=int, default=3)
+    parser.add_argument("--teacher-width", type=float, default=1.0,
+                        help="channel multiplier for CIFAR-zoo teachers")
+
+
+def resolve_teacher(args: argparse.Namespace) -> Teacher:
+    """Build the teacher the arguments name, for its input size."""
+    if bool(args.model) == bool(args.model_file):
+        raise RecastError("name a zoo model or pass --model-file FILE.py:BUILDER (one of them)")
+    size, classes = DATASETS.get(args.dataset or "", (None, None))
+    if args.input_size:
+        size = args.input_size
+    if size is None:
+        size = 224 if args.model in TORCHVISION_NAMES else 32
+    classes = args.num_classes or classes or (10 if size <= 64 else 1000)
+    shape = (1, args.in_channels, size, size)
+    if args.model_file:
+        return Teacher(build_user_model(args.model_file, classes), shape, args.model_file)
+    try:
+        model = build_model(args.model, num_classes=classes, in_channels=args.in_channels,
+                            width=args.teacher_width, input_size=size)
+    except ValueError as exc:
+        raise RecastError(str(exc)) from exc
+    return Teacher(model, shape, args.model)
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    teacher = resolve_teacher(args)
+    chain = walk(teacher.model, teacher.input_shape)
+    _fill_costs(chain)
+    if args.json:
+        print(json.dumps({
+            "model": teacher.label, "input_shape": list(teacher.input_shape),
+            "kinds": chain.kinds(), "walk_seconds": round(chain.walk_seconds, 3),
+            "blocks": [b.to_json() for b in chain.blocks],
+        }, indent=2))
+        return
+    print(f"{teacher.label}: {len(chain.blocks)} blocks "
+          f"({', '.join(f'{n} {k}' for k, n in chain.kinds().items())}), "
+          f"input {list(teacher.input_shape)}")
+    print(f"{'#':>3}  {'block':<28} {'kind':<18} {'in->out':>12} {'stride':>6} "
+          f"{'params':>9} {'mults':>9}")
+    for b in chain.blocks:
+        print(f"{b.index:>3}  {b.name[:28]:<28} {b.kind:<18} "
+              f"{f'{b.in_channels}->{b.out_channels}':>12} {b.stride:>6} "
+              f"{human(b.params):>9} {human(b.mults):>9}")
+
+
+def _fill_costs(chain: BlockChain) -> None:
+    import torch
+
+    from recast.counting import count_costs
+
+    _, parts = count_costs(chain.as_module(), torch.randn(chain.input_shape), children=True)
+    for block in chain.blocks:
+        cost = parts[str(block.index)]
+        block.macs, block.mults = cost.macs, cost.mults
+
+
+def parse_widths(args: argparse.Namespace) -> float | list[float]:
+    if args.widths:
+        try:
+            return [float(w) for w in args.widths.split(",")]
+        except ValueError:
+            raise RecastError(f"--widths {args.widths!r} must be numbers like 0.4,0.4,0.5")
+    return args.width
+
+
+def _report(args: argparse.Namespace) -> None:
+    teacher = resolve_teacher(args)
+    chain = walk(teacher.model, teacher.input_shape)
+    plan = make_plan(chain, args.target, parse_widths(args))
+    report = compression_report(plan, latency=not args.no_latency)
+    report["model"] = teacher.label
+    print(json.dumps(report, indent=2) if args.json else report_markdown(report))
+
+
+def _models(args: argparse.Namespace) -> None:
+    for name in model_names(args.input_size):
+        print(name)
+
+
+def add_plan_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True,
+                        help="target block kind: conv, basic, bottleneck or dense")
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="width ratio for every recast block, in (0, 1]")
+    parser.add_argument("--widths", help="one ratio per recast block: r1,r2,...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recast", description="Recast a trained CNN into a smaller or simpler one.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    inspect = sub.add_parser("inspect", help="the teacher's block table")
+    add_model_args(inspect, model_optional=True)
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=_inspect)
+    report = sub.add_parser("report", help="teacher vs planned student: params, "
+                            "mults, MACs, latency")
+    add_model_args(report, model_optional=True)
+    add_plan_args(report)
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--no-latency", action="store_true", help="skip timing")
+    report.set_defaults(func=_report)
+    models = sub.add_parser("models", help="list model names")
+    models.add_argument("--input-size", type=int)
+    models.set_defaults(func=_models)
+    return parser
+
+
+def run(argv: Sequence[str], handlers: dict[str, Callable[[argparse.Namespace], None]]
+        | None = None) -> int:
+    """Parse and run; RecastError becomes one line and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        args.func(args)
+    except (RecastError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"recast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recast: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    argv = [a for a in sys.argv[1:] if a != "--debug"]
+    sys.exit(run((["--debug"] if debug else []) + argv))

@@ -1,0 +1,89 @@
+"""Name what each traced fx node does, independently of how it was written.
+
+The walker only needs coarse roles (conv, norm, activation, pool, add, cat,
+...) and they must be the same whether a model calls ``nn.ReLU``,
+``F.relu`` or ``x.relu()``.
+"""
+
+import operator
+from typing import Any
+
+from torch import fx, nn
+
+_ACTIVATIONS = {
+    "relu", "relu_", "relu6", "gelu", "silu", "hardswish", "hardsigmoid",
+    "sigmoid", "tanh", "leaky_relu", "elu", "mish", "softplus", "hardtanh",
+}
+_RESHAPES = {
+    "flatten", "view", "reshape", "permute", "transpose", "contiguous",
+    "size", "getattr", "getitem", "chunk", "split", "unsqueeze", "squeeze",
+    "expand", "dim", "narrow",
+}
+_MODULE_ROLES: list[tuple[type, str]] = [
+    (nn.modules.conv._ConvNd, "conv"),
+    (nn.Linear, "linear"),
+    (nn.modules.batchnorm._BatchNorm, "norm"),
+    (nn.LayerNorm, "norm"),
+    (nn.GroupNorm, "norm"),
+    (nn.modules.instancenorm._InstanceNorm, "norm"),
+    (nn.modules.pooling._AdaptiveAvgPoolNd, "global_pool"),
+    (nn.modules.pooling._AdaptiveMaxPoolNd, "global_pool"),
+    (nn.modules.pooling._MaxPoolNd, "pool"),
+    (nn.modules.pooling._AvgPoolNd, "pool"),
+    (nn.modules.dropout._DropoutNd, "dropout"),
+    (nn.Flatten, "reshape"),
+    (nn.Identity, "identity"),
+    (nn.MultiheadAttention, "attention"),
+]
+
+
+def target_name(node: fx.Node) -> str:
+    """The bare name of what a call node calls: 'relu', 'cat', 'add', ..."""
+    target: Any = node.target
+    if isinstance(target, str):
+        return target.split(".")[-1]
+    if target in (operator.add, operator.iadd):
+        return "add"
+    if target in (operator.mul, operator.imul):
+        return "mul"
+    return getattr(target, "__name__", str(target))
+
+
+def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    """A coarse role for ``node``: conv, linear, norm, act, pool, ...."""
+    if node.op in ("placeholder", "output", "get_attr"):
+        return node.op
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        for kind, role in _MODULE_ROLES:
+            if isinstance(module, kind):
+                return role
+        if type(module).__module__.startswith("torch.nn.modules.activation"):
+            return "act"
+        return "module"
+    name = target_name(node).lower()
+    if name.startswith("conv"):
+        return "conv"
+    if name == "linear":
+        return "linear"
+    if name in _ACTIVATIONS or name.rstrip("_") in _ACTIVATIONS:
+        return "act"
+    if name in ("batch_norm", "layer_norm", "group_norm", "instance_norm"):
+        return "norm"
+    if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d", "mean"):
+        return "global_pool"
+    if "pool" in name:
+        return "pool"
+    if name.startswith("dropout") or name == "stochastic_depth":
+        return "dropout"
+    if name in _RESHAPES:
+        return "reshape"
+    if name in ("add", "add_", "sub"):
+        return "add"
+    if name in ("cat", "concat", "stack"):
+        return "cat"
+    if name in ("mul", "mul_"):
+        return "mul"
+    if "attention" in name or name in ("matmul", "bmm", "softmax", "baddbmm", "einsum"):
+        return "attention"
+    return "other"

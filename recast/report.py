@@ -1,0 +1,126 @@
+"""The compression report: teacher vs planned (or trained) student.
+
+Whole-model and per-block params, mults (conv and matrix multiplies, the
+paper's unit) and total MACs (fvcore), their ratios, and measured CPU
+latency. Units are MACs, never FLOPs.
+"""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from recast.counting import Cost, count_costs
+from recast.latency import measure_latency_ms
+from recast.plan import Plan
+
+
+def compression_report(
+    plan: Plan,
+    student: nn.Module | None = None,
+    latency: bool = True,
+    latency_batches: tuple[int, ...] = (1, 64),
+) -> dict[str, Any]:
+    """Report for ``plan``; pass the trained ``student`` to measure it instead."""
+    chain = plan.chain
+    shape = chain.input_shape
+    example = torch.randn((1, *shape[1:]))
+    teacher_net = chain.as_module()
+    student_net = student if student is not None else plan.build_student()
+    teacher_total, teacher_parts = count_costs(teacher_net, example, children=True)
+    student_total, student_parts = count_costs(student_net, example, children=True)
+    report: dict[str, Any] = {
+        "model": chain.model_name,
+        "input_shape": list(shape),
+        "target": plan.target,
+        "units": {"mults": "multiplies of conv and matrix-multiply ops (paper's "
+                  "Mults)", "macs": "multiply-accumulates counted by fvcore"},
+        "teacher": _cost_json(teacher_total),
+        "student": _cost_json(student_total),
+        "ratio": {
+            key: _ratio(getattr(teacher_total, key), getattr(student_total, key))
+            for key in ("params", "mults", "macs")
+        },
+        "blocks": [],
+    }
+    if latency:
+        for name, net in (("teacher", teacher_net), ("student", student_net)):
+            report[name]["latency_ms"] = {
+                f"batch{b}": round(measure_latency_ms(net, shape, b), 3)
+                for b in latency_batches
+            }
+        report["ratio"]["latency_batch1"] = _ratio(
+            report["teacher"]["latency_ms"]["batch1"],
+            report["student"]["latency_ms"]["batch1"])
+    for step in plan.steps:
+        key = str(step.block.index)
+        before, after = teacher_parts[key], student_parts[key]
+        report["blocks"].append({
+            "index": step.block.index, "name": step.block.name,
+            "kind": step.block.kind, "target": step.target,
+            "recast": step.recast, "in_channels": step.block.in_channels,
+            "out_channels": step.block.out_channels,
+            "in_channels_after": step.in_channels,
+            "out_channels_after": step.out_channels, "stride": step.block.stride,
+            "params": before.params, "params_after": after.params,
+            "mults": before.mults, "mults_after": after.mults,
+            "macs": before.macs, "macs_after": after.macs,
+        })
+    return report
+
+
+def _cost_json(cost: Cost) -> dict[str, Any]:
+    return {"params": cost.params, "mults": cost.mults, "macs": cost.macs}
+
+
+def _ratio(before: float, after: float) -> float:
+    return round(before / after, 3) if after else float("inf")
+
+
+def human(n: float) -> str:
+    """14724042 -> '14.72M'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown tables, for terminals and report.md."""
+    t, s, r = report["teacher"], report["student"], report["ratio"]
+    lines = [
+        f"## {report['model']} -> {report['target']} (input {report['input_shape']})",
+        "",
+        "| | params | mults | MACs (fvcore) | latency b1 (ms) | latency b64 (ms) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in (("teacher", t), ("student", s)):
+        lat = row.get("latency_ms", {})
+        lines.append(
+            f"| {name} | {human(row['params'])} | {human(row['mults'])} | "
+            f"{human(row['macs'])} | {lat.get('batch1', '-')} | {lat.get('batch64', '-')} |"
+        )
+    lines.append(
+        f"| ratio | {r['params']}x | {r['mults']}x | {r['macs']}x | "
+        f"{r.get('latency_batch1', '-')}x | |"
+    )
+    lines += [
+        "",
+        "mults = multiplies of conv and matrix-multiply ops (the paper's unit); "
+        "MACs = all multiply-accumulates fvcore counts. Latency: median CPU wall "
+        "time of one forward pass.",
+        "",
+        "| # | block | kind | target | channels | stride | params | params after "
+        "| mults | mults after |",
+        "|---:|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for b in report["blocks"]:
+        lines.append(
+            f"| {b['index']} | {b['name']} | {b['kind']} | "
+            f"{b['target'] if b['recast'] else 'kept'} | "
+            f"{b['in_channels']}->{b['out_channels']} => "
+            f"{b['in_channels_after']}->{b['out_channels_after']} | {b['stride']} | "
+            f"{human(b['params'])} | {human(b['params_after'])} | "
+            f"{human(b['mults'])} | {human(b['mults_after'])} |"
+        )
+    return "\n".join(lines) + "\n"
