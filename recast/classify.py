@@ -11,7 +11,8 @@ from torch import fx, nn
 
 from recast.graph import Piece
 
-RESIDUAL_KINDS = ("basic", "bottleneck", "inverted_residual", "convnext", "mlp",
+RESIDUAL_KINDS = ("basic", "bottleneck", "inverted_residual", "fused_inverted_residual",
+                  "convnext", "mlp",
                   "attention", "residual")
 
 
@@ -42,6 +43,8 @@ def piece_kind(piece: Piece, graph: nx.DiGraph, modules: dict[str, nn.Module]) -
         return "bottleneck"
     if len(kernels) == 2 and kernels[0][1] == 0 and kernels[1][0] == 1:
         return "inverted_residual"
+    if kernels in ([(3, 1)], [(3, 1), (1, 1)]):
+        return "fused_inverted_residual"  # EfficientNetV2's FusedMBConv
     if len(kernels) == 1 and kernels[0][1] == 0 and "linear" in present:
         return "convnext"
     if not kernels and "linear" in present:

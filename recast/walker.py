@@ -47,11 +47,11 @@ class Block:
 
     @property
     def in_channels(self) -> int:
-        return self.in_shape[1] if len(self.in_shape) > 1 else 0
+        return _channels(self.in_shape)
 
     @property
     def out_channels(self) -> int:
-        return self.out_shape[1] if len(self.out_shape) > 1 else 0
+        return _channels(self.out_shape)
 
     @property
     def recastable(self) -> bool:
@@ -67,6 +67,13 @@ class Block:
             "params": self.params, "macs": self.macs, "mults": self.mults,
             "modules": self.module_paths,
         }
+
+
+def _channels(shape: tuple[int, ...]) -> int:
+    """Channels of an NCHW map; features of an (N, tokens, features) sequence."""
+    if len(shape) == 4:
+        return shape[1]
+    return shape[-1] if len(shape) > 1 else 0
 
 
 @dataclass
@@ -254,6 +261,8 @@ def _run_kind(run: list[_Group], modules: dict[str, nn.Module]) -> str | None:
             shape.append("dw" if depthwise else conv.kernel_size[0])
     if shape in ([1, "dw", 1], ["dw", 1]):
         return "inverted_residual"
+    if shape == [3, 1]:
+        return "fused_inverted_residual"
     return None
 
 
