@@ -22,23 +22,51 @@ _PASS_THROUGH = (
 
 
 def adapt_input(
-    module: fx.GraphModule, example_shape: tuple[int, ...], new_channels: int
+    module: fx.GraphModule,
+    example_shape: tuple[int, ...],
+    new_channels: int,
+    keep: torch.Tensor | None = None,
 ) -> fx.GraphModule:
     """A copy of ``module`` whose input layers take ``new_channels`` channels.
 
-    ``example_shape`` is the old input shape; new layers are freshly
-    initialised. Raises PlanError when a first reader cannot be rebuilt.
+    ``example_shape`` is the old input shape. New layers are freshly
+    initialised, or, given ``keep`` (the old channel indices the new input
+    holds), sliced from the old layers: a warm start. Raises PlanError when a
+    first reader cannot be rebuilt.
     """
     old_channels = example_shape[1]
     adapted = copy.deepcopy(module)
-    if new_channels == old_channels:
+    if new_channels == old_channels and keep is None:
         return adapted
     modules = dict(adapted.named_modules())
     for path in _first_readers(adapted, modules):
         layer = modules[path]
-        _set_module(adapted, path, _rebuilt(layer, path, old_channels, new_channels))
+        new_layer = _rebuilt(layer, path, old_channels, new_channels)
+        if keep is not None:
+            slice_input(layer, new_layer, keep, old_channels)
+        _set_module(adapted, path, new_layer)
     adapted.recompile()
     return adapted
+
+
+@torch.no_grad()
+def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels: int) -> None:
+    """Copy ``old``'s weights for the kept input channels into ``new``."""
+    if isinstance(old, nn.modules.batchnorm._BatchNorm):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            source = getattr(old, name)
+            if source is not None:
+                getattr(new, name).copy_(source[keep])
+    elif isinstance(old, nn.Conv2d):
+        new.weight.copy_(old.weight[:, keep])
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    elif isinstance(old, nn.Linear):
+        per_channel = old.in_features // old_channels
+        columns = (keep.view(-1, 1) * per_channel + torch.arange(per_channel)).view(-1)
+        new.weight.copy_(old.weight[:, columns])
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
 
 
 def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[str]:

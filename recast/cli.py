@@ -132,6 +132,35 @@ def add_plan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", help="one ratio per recast block: r1,r2,...")
 
 
+def add_job_args(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", help="local data: .npz files, CIFAR python folder, "
+                      "or ImageFolder train/ + test/")
+    data.add_argument("--limit-train", type=int, help="use the first N training images")
+    data.add_argument("--limit-test", type=int, help="use the first N test images")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="plain log lines, no bars")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from recast.jobs import run_recast
+
+    run_recast(args, parse_widths(args))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from recast.jobs import run_train
+
+    run_train(args)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from recast.jobs import run_eval
+
+    run_eval(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recast", description="Recast a trained CNN into a smaller or simpler one.")
@@ -148,6 +177,41 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true")
     report.add_argument("--no-latency", action="store_true", help="skip timing")
     report.set_defaults(func=_report)
+    job = sub.add_parser("run", help="recast a teacher (also: recast MODEL ...)")
+    add_model_args(job, model_optional=True)
+    add_plan_args(job)
+    add_job_args(job)
+    job.add_argument("--teacher", help="teacher state dict (.safetensors, .pt/.pth); "
+                     "without it a teacher is trained first")
+    job.add_argument("--preset", choices=["paper", "fast", "smoke"], default="fast")
+    job.add_argument("--epochs-per-block", type=float)
+    job.add_argument("--finetune-epochs", type=float)
+    job.add_argument("--lr", type=float)
+    job.add_argument("--batch-size", type=int)
+    job.add_argument("--optimizer", choices=["adam", "sgd"])
+    job.add_argument("--scheduler", choices=["cosine", "step", "constant"])
+    job.add_argument("--init", choices=["teacher", "random"],
+                     help="warm start target blocks from the teacher's channels, or not")
+    job.add_argument("--freeze-prefix", action="store_true",
+                     help="train only block i and i+1 at step i")
+    job.add_argument("--teacher-epochs", type=float, help="when training the teacher")
+    job.add_argument("--teacher-lr", type=float)
+    job.add_argument("--out", help="run folder (default runs/MODEL-TARGET-TIME)")
+    job.set_defaults(func=_run)
+    train = sub.add_parser("train", help="train a teacher and save its state dict")
+    add_model_args(train, model_optional=True)
+    add_job_args(train)
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--out", help="output .safetensors file")
+    train.set_defaults(func=_train)
+    evaluate = sub.add_parser("eval", help="re-evaluate a saved student")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--dataset", choices=["cifar10", "cifar100"])
+    evaluate.add_argument("--limit-test", type=int)
+    evaluate.set_defaults(func=_eval)
     models = sub.add_parser("models", help="list model names")
     models.add_argument("--input-size", type=int)
     models.set_defaults(func=_models)
@@ -158,11 +222,16 @@ def run(argv: Sequence[str], handlers: dict[str, Callable[[argparse.Namespace], 
         | None = None) -> int:
     """Parse and run; RecastError becomes one line and exit code 2."""
     parser = build_parser()
-    args = parser.parse_args(list(argv))
+    argv = list(argv)
+    commands = {"run", "train", "eval", "inspect", "report", "models"}
+    first = next((i for i, a in enumerate(argv) if a != "--debug"), None)
+    if first is not None and argv[first] not in commands and not argv[first].startswith("-"):
+        argv.insert(first, "run")  # `recast vgg16 --target conv` is `recast run vgg16 ...`
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args.func(args)
-    except (RecastError, ValueError) as exc:
+    except (RecastError, ValueError, OSError) as exc:
         if args.debug:
             raise
         print(f"recast: error: {exc}", file=sys.stderr)

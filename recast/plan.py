@@ -7,6 +7,7 @@ transitions, head) are kept, and their input layers rebuilt when the block
 before them got narrower.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -59,7 +60,9 @@ class Plan:
         block = step.block
         if step.spec is not None:
             target = step.spec.build()
-            return nn.Sequential(target, block.tail) if block.tail is not None else target
+            if block.tail is None:
+                return target
+            return nn.Sequential(target, copy.deepcopy(block.tail))
         return adapt_input(block.module, block.in_shape, step.in_channels)
 
     def build_student(self) -> nn.Sequential:

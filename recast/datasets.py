@@ -1,0 +1,237 @@
+"""Training and test data: CIFAR by name, or a local folder in three layouts.
+
+Small image sets (CIFAR-size) are held in memory as uint8 tensors and
+augmented a batch at a time with tensor ops: on a 2-core CPU that is several
+times faster than per-image PIL transforms in worker processes.
+"""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recast.errors import RecastError
+
+DEMO_DIR = Path(__file__).parent / "data" / "demo"
+CACHE_DIR = Path.home() / ".cache" / "recast" / "datasets"
+CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+@dataclass
+class ImageSet:
+    """Images as uint8 NCHW plus int64 labels."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def limit(self, n: int | None) -> "ImageSet":
+        """The first ``n`` images (CIFAR files are class-balanced by prefix)."""
+        if not n or n >= len(self):
+            return self
+        return ImageSet(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class Data:
+    """A train/test pair and what a model must fit: channels, size, classes."""
+
+    train: ImageSet
+    test: ImageSet
+    num_classes: int
+    source: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+
+class BatchLoader:
+    """Shuffled, augmented, normalised batches from an in-memory ImageSet.
+
+    ``augment`` applies random crop with 4-pixel zero padding and horizontal
+    flips; iteration order comes from ``generator`` so a seeded run repeats.
+    """
+
+    def __init__(self, data: ImageSet, mean: tuple[float, ...], std: tuple[float, ...],
+                 batch_size: int = 128, train: bool = True, seed: int = 0) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.train = train
+        self.generator = torch.Generator().manual_seed(seed)
+        channels = data.images.shape[1]
+        self.mean = torch.tensor(mean[:channels]).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std[:channels]).view(1, -1, 1, 1) * 255
+
+    def __len__(self) -> int:
+        return (len(self.data) + self.batch_size - 1) // self.batch_size
+
+    @property
+    def dataset_size(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.data)
+        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            images = self.data.images[index].float()
+            if self.train:
+                images = self._augment(images)
+            yield (images - self.mean) / self.std, self.data.labels[index]
+
+    def _augment(self, images: Tensor) -> Tensor:
+        n, _, h, w = images.shape
+        padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+        dy = torch.randint(0, 9, (n,), generator=self.generator)
+        dx = torch.randint(0, 9, (n,), generator=self.generator)
+        rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # n x h
+        cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # n x w
+        batch = torch.arange(n).view(n, 1, 1)
+        crops = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]
+        crops = crops.permute(0, 3, 1, 2)
+        flip = torch.rand(n, generator=self.generator) < 0.5
+        crops[flip] = crops[flip].flip(-1)
+        return crops.contiguous()
+
+
+def load_data(dataset: str | None = None, data_dir: str | Path | None = None,
+              limit_train: int | None = None, limit_test: int | None = None) -> Data:
+    """Data from ``data_dir`` (any layout), a named dataset, or the demo sample."""
+    if data_dir is not None:
+        data = _load_dir(Path(data_dir), dataset)
+    elif dataset is not None:
+        data = _load_named(dataset)
+    else:
+        warnings.warn("no --dataset or --data-dir given: using the embedded demo sample "
+                      "(2,000 CIFAR-10 training images); results are demo-sized")
+        data = _load_npz_dir(DEMO_DIR, "cifar10 demo sample", "cifar10")
+    data.train = data.train.limit(limit_train)
+    data.test = data.test.limit(limit_test)
+    return data
+
+
+def _load_named(dataset: str) -> Data:
+    if dataset not in CIFAR_STATS:
+        raise RecastError(f"unknown --dataset {dataset!r}; use cifar10 or cifar100, "
+                          f"or --data-dir for your own data")
+    root = CACHE_DIR / dataset
+    try:
+        return _load_torchvision_cifar(root, dataset, download=True)
+    except Exception as exc:
+        raise RecastError(
+            f"could not download {dataset} to {root} ({type(exc).__name__}); with no "
+            f"network pass local data: --data-dir DIR (CIFAR python folder, "
+            f"ImageFolder train/ and test/, or .npz files with x and y)"
+        ) from exc
+
+
+def _load_dir(root: Path, dataset: str | None) -> Data:
+    if not root.is_dir():
+        raise RecastError(f"--data-dir {root} does not exist; point it at a folder of "
+                          f"data (npz files, CIFAR python folder, or train/ and test/)")
+    if list(root.glob("*.npz")):
+        return _load_npz_dir(root, str(root), dataset)
+    for name in ("cifar10", "cifar100"):
+        if _has_cifar_python(root, name):
+            return _load_torchvision_cifar(root, name, download=False)
+    if (root / "train").is_dir() and ((root / "test").is_dir() or (root / "val").is_dir()):
+        return _load_image_folder(root)
+    raise RecastError(
+        f"--data-dir {root} holds no data recast can read: expected .npz files "
+        f"(x uint8 NHWC, y labels; names with 'train' and 'test'), a CIFAR python "
+        f"folder (cifar-10-batches-py), or train/ and test/ (or val/) image folders"
+    )
+
+
+def _load_npz_dir(root: Path, source: str, dataset: str | None) -> Data:
+    def load(part: str) -> ImageSet:
+        files = sorted(p for p in root.glob("*.npz") if part in p.name)
+        if not files:
+            raise RecastError(f"{root} has no .npz file whose name contains {part!r}; "
+                              f"name files like cifar10_{part}.npz")
+        xs, ys = [], []
+        for path in files:
+            with np.load(path) as arrays:
+                if "x" not in arrays or "y" not in arrays:
+                    raise RecastError(f"{path} must hold arrays 'x' (uint8 NHWC) and 'y'")
+                xs.append(arrays["x"])
+                ys.append(arrays["y"])
+        x = np.concatenate(xs)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.dtype != np.uint8:
+            raise RecastError(f"{root}: 'x' must be uint8 images N x H x W x C, "
+                              f"got {x.dtype} {x.shape}")
+        images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return ImageSet(images, torch.from_numpy(np.concatenate(ys).astype(np.int64)))
+
+    train, test = load("train"), load("test")
+    return _make_data(train, test, source, dataset)
+
+
+def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None) -> Data:
+    if len(train) == 0 or len(test) == 0:
+        raise RecastError(f"{source}: the training or test set is empty")
+    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    if dataset in CIFAR_STATS:
+        mean, std = CIFAR_STATS[dataset]
+    else:
+        sample = train.images[:5000].float() / 255
+        mean = tuple(sample.mean(dim=(0, 2, 3)).tolist())
+        std = tuple(sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    return Data(train, test, classes, source, tuple(mean), tuple(std))
+
+
+def _has_cifar_python(root: Path, name: str) -> bool:
+    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
+    return (root / folder).is_dir()
+
+
+def _load_torchvision_cifar(root: Path, name: str, download: bool) -> Data:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    sets = [cls(str(root), train=t, download=download) for t in (True, False)]
+    train, test = (ImageSet(torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(),
+                            torch.tensor(s.targets)) for s in sets)
+    return _make_data(train, test, f"{name} ({root})", name)
+
+
+def _load_image_folder(root: Path) -> Data:
+    """ImageFolder train/ and test/ (or val/), loaded into memory at one size."""
+    from torchvision import datasets, transforms
+
+    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
+    train_set = datasets.ImageFolder(str(root / "train"))
+    if len(train_set) == 0:
+        raise RecastError(f"{root / 'train'} holds no images")
+    first, _ = train_set[0]
+    size = min(first.size)
+    to_tensor = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
+                                    transforms.PILToTensor()])
+
+    def load(folder: Path) -> ImageSet:
+        items = datasets.ImageFolder(str(folder), transform=to_tensor)
+        if items.classes != train_set.classes:
+            raise RecastError(f"{folder} has classes {items.classes[:5]}... but train/ "
+                              f"has {train_set.classes[:5]}...; use the same class folders")
+        images = torch.stack([img for img, _ in items])
+        return ImageSet(images, torch.tensor(items.targets))
+
+    return _make_data(load(root / "train"), load(test_dir), str(root), None)

@@ -1,0 +1,240 @@
+"""Sequential recasting, as the paper's authors run it, plus our options.
+
+For each recastable block i, in order from the input: a fresh target block
+replaces it, the block after it is rebuilt to read the new width (dimension
+mismatch), and both (with the prefix, unless frozen) learn to reproduce the
+teacher's activation at the rebuilt block's output (MSE). The teacher runs in
+eval mode without gradients. Then the whole student is fine-tuned on
+MSE(teacher logits) + CE(labels).
+"""
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from blocks import build_block
+from recast.adapt import adapt_input
+from recast.errors import RecastError
+from recast.plan import Plan
+from recast.progress import Progress
+from recast.training import Schedule, evaluate, run_batches
+from recast.warmstart import warm_start
+
+
+@dataclass
+class RecastConfig:
+    """Every knob of a recast; saved to config.json with the run."""
+
+    epochs_per_block: float = 1.0
+    finetune_epochs: float = 5.0
+    lr: float = 1e-3
+    finetune_lr: float | None = None
+    optimizer: str = "adam"
+    scheduler: str = "cosine"
+    step_size: float = 20.0
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    freeze_prefix: bool = False
+    init: str = "teacher"  # teacher | random
+    seed: int = 0
+
+    def block_schedule(self) -> Schedule:
+        return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
+                        self.step_size, weight_decay=self.weight_decay)
+
+    def finetune_schedule(self) -> Schedule:
+        return Schedule(self.finetune_epochs, self.finetune_lr or self.lr, self.optimizer,
+                        self.scheduler, self.step_size, weight_decay=self.weight_decay)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StepRecord:
+    """What one recast step did and what it left behind."""
+
+    index: int
+    name: str
+    kind: str
+    target: str
+    loss_at: int
+    final_mse: float
+    accuracy: float
+    seconds: float
+    images: int
+    warm_start: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RecastOutcome:
+    student: nn.Sequential
+    steps: list[StepRecord] = field(default_factory=list)
+    finetune: dict[str, float] = field(default_factory=dict)
+    accuracy: float = 0.0
+    seconds: float = 0.0
+
+
+class Recaster:
+    """Runs the recast steps of a plan over a teacher chain."""
+
+    def __init__(self, plan: Plan, config: RecastConfig, device: torch.device,
+                 progress: Progress | None = None) -> None:
+        self.plan = plan
+        self.config = config
+        self.device = device
+        self.progress = progress or Progress(quiet=True)
+        chain = plan.chain
+        self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
+        self.teacher.eval().requires_grad_(False)
+        self.student = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
+        # teacher channel indices each student block's output holds (warm start)
+        self.kept: dict[int, Tensor] = {}
+
+    def run(self, train_loader, test_loader) -> RecastOutcome:
+        start = time.perf_counter()
+        outcome = RecastOutcome(nn.Sequential())
+        steps = self.plan.recast_steps()
+        for number, step in enumerate(steps):
+            self.progress.log(f"step {number + 1}/{len(steps)}: {step.block.name} "
+                              f"({step.block.kind} -> {step.target}, "
+                              f"{step.block.out_channels} -> {step.out_channels} channels)")
+            outcome.steps.append(self.recast_step(step.block.index, train_loader, test_loader))
+        outcome.finetune = self.finetune(train_loader)
+        outcome.student = nn.Sequential(*self.student)
+        outcome.accuracy = evaluate(outcome.student, test_loader, self.device)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    # one step -----------------------------------------------------------------
+    def recast_step(self, index: int, train_loader, test_loader) -> StepRecord:
+        started = time.perf_counter()
+        plan_step = self.plan.steps[index]
+        block = plan_step.block
+        target = self.plan.build_block(index)
+        warm = False
+        if self.config.init == "teacher" and block.kind == plan_step.target:
+            kept = warm_start(block.module, target, self._input_channels(index))
+            if kept is not None:
+                self.kept[index] = kept
+                warm = True
+        self.student[index] = target.to(self.device)
+        last = self._rebuild_after(index, plan_step.out_channels)
+        first_trained = index if self.config.freeze_prefix else 0
+        params = [p for b in self.student[first_trained:last + 1] for p in b.parameters()]
+
+        def loss_fn(x: Tensor, y: Tensor) -> Tensor:
+            with torch.no_grad():
+                expected = self._run(self.teacher, x, 0, last)
+            return F.mse_loss(self._student_prefix(x, index, last), expected)
+
+        self._train_mode(first_trained, last)
+        result = run_batches(loss_fn, params, train_loader, self.config.block_schedule(),
+                             self.device, self.progress, f"recast {block.name}")
+        self.student.eval()
+        accuracy = evaluate(_Hybrid(self.student, self.teacher, last), test_loader, self.device)
+        self.progress.log(f"  after {block.name}: MSE {result['loss']:.4f}, test accuracy "
+                          f"{accuracy:.2f}%")
+        return StepRecord(index, block.name, block.kind, plan_step.target, last,
+                          result["loss"], accuracy, time.perf_counter() - started,
+                          int(result["images"]), warm)
+
+    def _input_channels(self, index: int) -> Tensor:
+        """Teacher channels the input of block ``index`` holds, in order."""
+        if index - 1 in self.kept:
+            return self.kept[index - 1]
+        return torch.arange(self.plan.chain.blocks[index].in_channels)
+
+    def _rebuild_after(self, index: int, channels: int) -> int:
+        """Rebuild blocks after ``index`` until widths match the teacher again.
+
+        Returns the index of the last rebuilt block: where the loss is taken.
+        """
+        chain = self.plan.chain
+        position = index
+        while channels != chain.blocks[position].out_channels:
+            position += 1
+            if position >= len(chain.blocks):
+                raise RecastError("the recast student never returns to the teacher's "
+                                  "width; the head cannot be rebuilt")
+            block = chain.blocks[position]
+            keep = self.kept.get(position - 1) if self.config.init == "teacher" else None
+            if block.recastable:
+                module = _fresh_like(block, channels)
+                if keep is not None:
+                    warm_start(block.module, module, keep, keep_outputs=True)
+            else:
+                module = adapt_input(block.module, block.in_shape, channels, keep)
+            self.student[position] = module.to(self.device)
+            self.kept.pop(position, None)
+            with torch.no_grad():
+                shape = (1, channels, *block.in_shape[2:])
+                channels = module.eval()(torch.zeros(shape, device=self.device)).shape[1]
+        return position
+
+    def _student_prefix(self, x: Tensor, index: int, last: int) -> Tensor:
+        if self.config.freeze_prefix:
+            with torch.no_grad():
+                x = self._run(self.student, x, 0, index - 1)
+            return self._run(self.student, x, index, last)
+        return self._run(self.student, x, 0, last)
+
+    def _train_mode(self, first: int, last: int) -> None:
+        for i, module in enumerate(self.student):
+            module.train(first <= i <= last)
+
+    @staticmethod
+    def _run(blocks: nn.ModuleList, x: Tensor, first: int, last: int) -> Tensor:
+        for block in blocks[first:last + 1]:
+            x = block(x)
+        return x
+
+    # fine-tune ----------------------------------------------------------------
+    def finetune(self, train_loader) -> dict[str, float]:
+        student = nn.Sequential(*self.student).train()
+        teacher = nn.Sequential(*self.teacher)
+
+        def loss_fn(x: Tensor, y: Tensor) -> Tensor:
+            with torch.no_grad():
+                expected = teacher(x)
+            logits = student(x)
+            return F.mse_loss(logits, expected) + F.cross_entropy(logits, y)
+
+        self.progress.log("fine-tune: MSE(teacher logits) + CE(labels)")
+        result = run_batches(loss_fn, list(student.parameters()), train_loader,
+                             self.config.finetune_schedule(), self.device, self.progress,
+                             "fine-tune")
+        student.eval()
+        return result
+
+
+def _fresh_like(block, in_channels: int) -> nn.Module:
+    """A fresh block of ``block``'s own kind reading ``in_channels`` (temporary)."""
+    growth = block.growth if block.kind == "dense" else None
+    out = block.out_channels
+    if block.kind == "dense" and block.n_layers and growth:
+        out = in_channels + block.n_layers * growth
+    module = build_block(block.kind, in_channels, out, block.stride,
+                         mid_channels=block.mid_channels, growth=growth)
+    return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
+
+
+class _Hybrid(nn.Module):
+    """Student blocks up to ``last``, teacher blocks after: accuracy mid-recast."""
+
+    def __init__(self, student: nn.ModuleList, teacher: nn.ModuleList, last: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([*student[:last + 1], *teacher[last + 1:]])
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x

@@ -1,0 +1,162 @@
+"""The whole job: walk the teacher, plan, recast block by block, fine-tune,
+report. :func:`recast` is the Python API; the CLI adds data, teacher
+training and the run folder around it.
+"""
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torchvision
+from torch import nn
+
+from recast.engine import RecastConfig, Recaster
+from recast.files import atomic_write_text
+from recast.plan import Plan, make_plan
+from recast.progress import Progress
+from recast.report import compression_report, human, report_markdown
+from recast.serialize import save_student
+from recast.training import evaluate, pick_device
+from recast.walker import walk
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the authors' CIFAR schedule (METHOD.md): for GPU users
+    "paper": dict(epochs_per_block=60, finetune_epochs=100, lr=1e-3, optimizer="adam",
+                  scheduler="step", step_size=20, batch_size=64, init="random"),
+    # our CPU-budget default: warm start, one epoch per block, short fine-tune
+    "fast": dict(epochs_per_block=1, finetune_epochs=5, lr=1e-3, optimizer="adam",
+                 scheduler="cosine", batch_size=128, init="teacher"),
+    # seconds: for tests and the quick start
+    "smoke": dict(epochs_per_block=0.1, finetune_epochs=0.25, lr=1e-3, optimizer="adam",
+                  scheduler="cosine", batch_size=64, init="teacher"),
+}
+
+
+@dataclass
+class RecastResult:
+    """The trained student, its plan, and the report that tells the truth about it."""
+
+    student: nn.Sequential
+    plan: Plan
+    report: dict[str, Any]
+    config: RecastConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """student.safetensors/.json, report.json/.md, config.json into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_student(self.student.cpu(), [s.spec for s in self.plan.steps], folder,
+                     {"input_shape": self.report["input_shape"],
+                      "num_classes": self.report.get("num_classes")})
+        atomic_write_text(folder / "report.json", json.dumps(self.report, indent=2))
+        atomic_write_text(folder / "report.md", run_markdown(self.report))
+        config = {"recast": self.config.to_json(), **self.extra, "environment": environment()}
+        atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
+        return folder
+
+
+def recast(
+    teacher: nn.Module,
+    target: str = "conv",
+    width: float | Sequence[float] = 1.0,
+    *,
+    train_loader,
+    test_loader,
+    input_shape: tuple[int, ...] | None = None,
+    config: RecastConfig | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    teacher_accuracy: float | None = None,
+) -> RecastResult:
+    """Recast ``teacher`` into a student of ``target`` blocks at ``width``.
+
+    The loaders yield (images, labels) batches; the teacher must already be
+    trained. Returns the student and a report (accuracy, params, mults, MACs,
+    latency, per-block MSE and accuracy).
+    """
+    config = config or RecastConfig()
+    progress = progress or Progress(quiet=True)
+    torch.manual_seed(config.seed)
+    run_device = pick_device(device)
+    if input_shape is None:
+        images, _ = next(iter(test_loader))
+        input_shape = (1, *images.shape[1:])
+    started = time.perf_counter()
+    teacher = teacher.cpu().eval()
+    chain = walk(teacher, tuple(input_shape))
+    plan = make_plan(chain, target, width)
+    if teacher_accuracy is None:
+        teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
+    outcome = Recaster(plan, config, run_device, progress).run(train_loader, test_loader)
+    student = outcome.student.cpu().eval()
+    report = compression_report(plan, student)
+    report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
+    report["student"]["accuracy"] = round(outcome.accuracy, 2)
+    report["accuracy_drop"] = round(teacher_accuracy - outcome.accuracy, 2)
+    for record in outcome.steps:
+        entry = report["blocks"][record.index]
+        entry["step"] = {"final_mse": round(record.final_mse, 5),
+                         "accuracy_after": round(record.accuracy, 2),
+                         "seconds": round(record.seconds, 1), "images": record.images,
+                         "loss_at_block": record.loss_at, "warm_start": record.warm_start}
+    report["finetune"] = {k: round(float(v), 4) for k, v in outcome.finetune.items()}
+    report["recast_seconds"] = round(time.perf_counter() - started, 1)
+    report["device"] = str(run_device)
+    return RecastResult(student, plan, report, config)
+
+
+def run_markdown(report: dict[str, Any]) -> str:
+    """report.md: accuracy first, then the compression tables and the steps."""
+    t, s = report["teacher"], report["student"]
+    lines = [
+        f"# recast report: {report['model']} -> {report['target']}",
+        "",
+        "| | accuracy (%) | params | mults | MACs |",
+        "|---|---:|---:|---:|---:|",
+        f"| teacher | {t.get('accuracy', '-')} | {human(t['params'])} | {human(t['mults'])} "
+        f"| {human(t['macs'])} |",
+        f"| student | {s.get('accuracy', '-')} | {human(s['params'])} | {human(s['mults'])} "
+        f"| {human(s['macs'])} |",
+        "",
+        f"Accuracy drop {report.get('accuracy_drop', '-')} points at "
+        f"{report['ratio']['mults']}x fewer mults; recast wall time "
+        f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}.",
+        "",
+        report_markdown(report),
+        "## Recast steps",
+        "",
+        "| # | block | kind -> target | final MSE | test accuracy after (%) | wall time (s) "
+        "| warm start |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    for block in report["blocks"]:
+        step = block.get("step")
+        if step:
+            lines.append(f"| {block['index']} | {block['name']} | {block['kind']} -> "
+                         f"{block['target']} | {step['final_mse']} | {step['accuracy_after']} "
+                         f"| {step['seconds']} | {'yes' if step['warm_start'] else 'no'} |")
+    ft = report.get("finetune", {})
+    lines += ["", f"Fine-tune: final loss {ft.get('loss', '-')}, {ft.get('images', '-')} "
+              f"images, {ft.get('seconds', '-')} s."]
+    return "\n".join(lines) + "\n"
+
+
+def environment() -> dict[str, Any]:
+    """Versions, machine and commit: what a reproduction needs."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    import recast
+
+    return {"recast": recast.__version__, "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "cpu_count": torch.get_num_threads(), "commit": commit}

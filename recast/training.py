@@ -1,0 +1,128 @@
+"""The training loops shared by teacher training, recasting and fine-tuning.
+
+Budgets are counted in epochs that may be fractional (``0.5`` = half the
+training set), so methods can be compared at an equal number of images seen.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from recast.errors import RecastError
+from recast.progress import Progress
+
+
+@dataclass
+class Schedule:
+    """Optimiser and learning-rate schedule for one training phase."""
+
+    epochs: float
+    lr: float
+    optimizer: str = "adam"  # adam | sgd
+    scheduler: str = "cosine"  # cosine | step | constant
+    step_size: float = 20.0  # epochs, for scheduler='step'
+    gamma: float = 0.1
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+
+def make_optimizer(params: Iterable[nn.Parameter], schedule: Schedule,
+                   total_batches: int, batches_per_epoch: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Optimiser plus a per-batch LR schedule (cosine, step or constant)."""
+    params = [p for p in params if p.requires_grad]
+    if schedule.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(
+            params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    elif schedule.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=schedule.lr, momentum=schedule.momentum,
+                              nesterov=True, weight_decay=schedule.weight_decay)
+    else:
+        raise RecastError(f"unknown --optimizer {schedule.optimizer!r}; use adam or sgd")
+
+    def factor(batch: int) -> float:
+        if schedule.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(batch, total_batches) / max(1, total_batches)))
+        if schedule.scheduler == "step":
+            return schedule.gamma ** math.floor(batch / batches_per_epoch / schedule.step_size)
+        if schedule.scheduler == "constant":
+            return 1.0
+        raise RecastError(f"unknown scheduler {schedule.scheduler!r}; use cosine, step "
+                          f"or constant")
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def batches_for(epochs: float, loader_len: int) -> int:
+    """How many batches an epoch budget buys (at least one if any budget)."""
+    return max(1, round(epochs * loader_len)) if epochs > 0 else 0
+
+
+def cycle(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
+    """Batches forever, reshuffling at each pass."""
+    while True:
+        yield from loader
+
+
+def run_batches(
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    params: list[nn.Parameter],
+    loader,
+    schedule: Schedule,
+    device: torch.device,
+    progress: Progress,
+    label: str,
+) -> dict[str, float]:
+    """Train ``params`` on ``loss_fn(x, y)`` for ``schedule.epochs``; mean loss out."""
+    total = batches_for(schedule.epochs, len(loader))
+    if total == 0 or not params:
+        return {"loss": float("nan"), "images": 0, "seconds": 0.0}
+    opt, lr_schedule = make_optimizer(params, schedule, total, len(loader))
+    start = time.perf_counter()
+    images, recent = 0, []
+    bar = progress.bar(total, label)
+    for step, (x, y) in zip(range(total), cycle(loader)):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = loss_fn(x, y)
+        if not torch.isfinite(loss):
+            raise RecastError(f"{label}: the loss became {loss.item()} at batch {step}; "
+                              f"lower the learning rate (--lr)")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        lr_schedule.step()
+        images += len(x)
+        recent.append(loss.item())
+        recent = recent[-len(loader):]
+        bar.update(loss=recent[-1], lr=opt.param_groups[0]["lr"],
+                   rate=images / (time.perf_counter() - start))
+    bar.close()
+    seconds = time.perf_counter() - start
+    return {"loss": sum(recent) / len(recent), "images": images, "seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device) -> float:
+    """Top-1 accuracy in percent."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        logits = model(x.to(device))
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        total += len(y)
+    model.train(was_training)
+    return 100.0 * correct / max(1, total)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RecastError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return torch.device(name)

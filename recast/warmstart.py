@@ -1,0 +1,108 @@
+"""Warm start: a narrower target block begins as a slice of its teacher block.
+
+For conv->conv and basic->basic, the target keeps the teacher's output
+channels whose filters have the largest L1 norm (Li et al., "Pruning Filters
+for Efficient ConvNets"), and the input channels the previous block kept.
+Measured on CIFAR-10 this keeps the partly recast network's accuracy near the
+teacher's after every step instead of dropping it to chance.
+"""
+
+import torch
+from torch import Tensor, fx, nn
+
+from blocks import BasicBlock, ConvBlock
+
+
+def conv_bn_pairs(module: fx.GraphModule) -> list[tuple[nn.Conv2d, nn.Module | None]]:
+    """(conv, the BN right after it) in execution order."""
+    modules = dict(module.named_modules())
+    pairs = []
+    for node in module.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[str(node.target)], nn.Conv2d):
+            continue
+        bn = None
+        users = list(node.users)
+        if len(users) == 1 and users[0].op == "call_module":
+            after = modules[str(users[0].target)]
+            if isinstance(after, nn.modules.batchnorm._BatchNorm):
+                bn = after
+        pairs.append((modules[str(node.target)], bn))
+    return pairs
+
+
+def top_l1(conv: nn.Conv2d, count: int) -> Tensor:
+    """Indices of the ``count`` output filters with the largest L1 norm, sorted."""
+    norms = conv.weight.detach().abs().flatten(1).sum(1)
+    return norms.topk(count).indices.sort().values
+
+
+@torch.no_grad()
+def copy_conv_bn(src: nn.Conv2d, src_bn: nn.Module | None, dst: nn.Conv2d,
+                 dst_bn: nn.Module | None, out_idx: Tensor, in_idx: Tensor) -> None:
+    """dst <- src[out_idx][:, in_idx], and the BN statistics for out_idx."""
+    dst.weight.copy_(src.weight[out_idx][:, in_idx])
+    if src.bias is not None and dst.bias is not None:
+        dst.bias.copy_(src.bias[out_idx])
+    if src_bn is not None and dst_bn is not None:
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            source = getattr(src_bn, name, None)
+            if source is not None:
+                getattr(dst_bn, name).copy_(source[out_idx])
+
+
+def warm_conv(source: fx.GraphModule, target: ConvBlock, in_idx: Tensor,
+              out_idx: Tensor | None = None) -> Tensor:
+    """Fill a ConvBlock from a teacher conv block; returns the kept outputs."""
+    conv, bn = conv_bn_pairs(source)[0]
+    out_idx = top_l1(conv, target.conv.out_channels) if out_idx is None else out_idx
+    copy_conv_bn(conv, bn, target.conv, target.bn, out_idx, in_idx)
+    return out_idx
+
+
+def warm_basic(source: fx.GraphModule, target: BasicBlock, in_idx: Tensor,
+               out_idx: Tensor | None = None) -> Tensor | None:
+    """Fill a BasicBlock from a teacher basic block; None if its shape is unusual."""
+    pairs = conv_bn_pairs(source)
+    main = [p for p in pairs if p[0].kernel_size == (3, 3)]
+    side = [p for p in pairs if p[0].kernel_size == (1, 1)]
+    if len(main) != 2:
+        return None
+    (conv1, bn1), (conv2, bn2) = main
+    width = target.conv2.out_channels
+    if out_idx is None:
+        identity = not side and len(in_idx) == width
+        out_idx = in_idx if identity else top_l1(conv2, width)
+    mid_idx = top_l1(conv1, target.conv1.out_channels) if len(out_idx) < conv1.out_channels \
+        else torch.arange(conv1.out_channels)
+    copy_conv_bn(conv1, bn1, target.conv1, target.bn1, mid_idx, in_idx)
+    copy_conv_bn(conv2, bn2, target.conv2, target.bn2, out_idx, mid_idx)
+    if isinstance(target.shortcut, nn.Sequential):
+        dst_conv, dst_bn = target.shortcut[0], target.shortcut[1]
+        if side:
+            copy_conv_bn(side[0][0], side[0][1], dst_conv, dst_bn, out_idx, in_idx)
+        else:  # teacher adds its input: select the same channels
+            with torch.no_grad():
+                dst_conv.weight.zero_()
+                for o, channel in enumerate(out_idx.tolist()):
+                    match = (in_idx == channel).nonzero()
+                    if len(match):
+                        dst_conv.weight[o, int(match[0])] = 1.0
+    return out_idx
+
+
+def warm_start(source: fx.GraphModule, target: nn.Module, in_idx: Tensor,
+               keep_outputs: bool = False) -> Tensor | None:
+    """Warm-start ``target`` (optionally followed by a tail) from ``source``.
+
+    ``keep_outputs`` keeps every teacher output channel (the temporary next
+    block). Returns the teacher channels the target's output holds, or None
+    when this pair of kinds has no warm start (the target stays random).
+    """
+    block = target[0] if isinstance(target, nn.Sequential) else target
+    if isinstance(block, ConvBlock):
+        out = torch.arange(block.conv.out_channels) if keep_outputs else None
+        return warm_conv(source, block, in_idx, out)
+    if isinstance(block, BasicBlock):
+        out = torch.arange(block.conv2.out_channels) if keep_outputs else None
+        return warm_basic(source, block, in_idx, out)
+    return None
