@@ -16,9 +16,14 @@ from recast.models import build_model, model_names
 from recast.plan import Plan, make_plan
 from recast.report import compression_report
 from recast.walker import Block, BlockChain, walk
+from recast.datasets import BatchLoader, load_data
+from recast.engine import RecastConfig
+from recast.pipeline import PRESETS, RecastResult, recast
+from recast.serialize import load_student
 
 __all__ = [
-    "Block", "BlockChain", "Plan", "PlanError", "RecastError", "WalkError",
-    "build_model", "compression_report", "make_plan", "model_names", "walk",
+    "BatchLoader", "Block", "BlockChain", "PRESETS", "Plan", "PlanError", "RecastConfig",
+    "RecastError", "RecastResult", "WalkError", "build_model", "compression_report",
+    "load_data", "load_student", "make_plan", "model_names", "recast", "walk",
 ]
 __version__ = "0.1.0"

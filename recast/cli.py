@@ -184,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--teacher", help="teacher state dict (.safetensors, .pt/.pth); "
                      "without it a teacher is trained first")
     job.add_argument("--preset", choices=["paper", "fast", "smoke"], default="fast")
+    job.add_argument("--method", choices=["recast", "kd", "kd-mse", "scratch"],
+                     default="recast", help="baselines train the same student for the "
+                     "same number of images")
+    job.add_argument("--budget", type=float, help="baselines: epochs of images (default: "
+                     "what the recast preset uses)")
     job.add_argument("--epochs-per-block", type=float)
     job.add_argument("--finetune-epochs", type=float)
     job.add_argument("--lr", type=float)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from blocks import build_block
 from recast.adapt import adapt_input
 from recast.errors import RecastError
+from recast.losses import hinton_kd, logit_mse_ce
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
@@ -42,14 +43,22 @@ class RecastConfig:
     freeze_prefix: bool = False
     init: str = "teacher"  # teacher | random
     seed: int = 0
+    finetune_loss: str = "mse-ce"  # mse-ce (the authors') | kd (Hinton)
+    finetune_optimizer: str | None = None  # default: as the block steps
+    finetune_weight_decay: float | None = None
+    kd_temperature: float = 4.0
+    kd_alpha: float = 0.9
 
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
                         self.step_size, weight_decay=self.weight_decay)
 
     def finetune_schedule(self) -> Schedule:
-        return Schedule(self.finetune_epochs, self.finetune_lr or self.lr, self.optimizer,
-                        self.scheduler, self.step_size, weight_decay=self.weight_decay)
+        decay = self.weight_decay if self.finetune_weight_decay is None \
+            else self.finetune_weight_decay
+        return Schedule(self.finetune_epochs, self.finetune_lr or self.lr,
+                        self.finetune_optimizer or self.optimizer, self.scheduler,
+                        self.step_size, weight_decay=decay)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +90,7 @@ class RecastOutcome:
     finetune: dict[str, float] = field(default_factory=dict)
     accuracy: float = 0.0
     seconds: float = 0.0
+    curve: list[dict[str, float]] = field(default_factory=list)
 
 
 class Recaster:
@@ -98,6 +108,8 @@ class Recaster:
         self.student = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
         # teacher channel indices each student block's output holds (warm start)
         self.kept: dict[int, Tensor] = {}
+        self.images = 0  # training images seen so far: the budget's unit
+        self.curve: list[dict[str, float]] = []
 
     def run(self, train_loader, test_loader) -> RecastOutcome:
         start = time.perf_counter()
@@ -108,10 +120,11 @@ class Recaster:
                               f"({step.block.kind} -> {step.target}, "
                               f"{step.block.out_channels} -> {step.out_channels} channels)")
             outcome.steps.append(self.recast_step(step.block.index, train_loader, test_loader))
-        outcome.finetune = self.finetune(train_loader)
+        outcome.finetune = self.finetune(train_loader, test_loader)
         outcome.student = nn.Sequential(*self.student)
         outcome.accuracy = evaluate(outcome.student, test_loader, self.device)
         outcome.seconds = time.perf_counter() - start
+        outcome.curve = self.curve
         return outcome
 
     # one step -----------------------------------------------------------------
@@ -141,6 +154,9 @@ class Recaster:
                              self.device, self.progress, f"recast {block.name}")
         self.student.eval()
         accuracy = evaluate(_Hybrid(self.student, self.teacher, last), test_loader, self.device)
+        self.images += int(result["images"])
+        self.curve.append({"images": self.images, "accuracy": round(accuracy, 2),
+                           "phase": f"after {block.name}"})
         self.progress.log(f"  after {block.name}: MSE {result['loss']:.4f}, test accuracy "
                           f"{accuracy:.2f}%")
         return StepRecord(index, block.name, block.kind, plan_step.target, last,
@@ -198,20 +214,38 @@ class Recaster:
         return x
 
     # fine-tune ----------------------------------------------------------------
-    def finetune(self, train_loader) -> dict[str, float]:
+    def finetune(self, train_loader, test_loader=None) -> dict[str, float]:
         student = nn.Sequential(*self.student).train()
         teacher = nn.Sequential(*self.teacher)
+        config = self.config
+        if config.finetune_loss == "kd":
+            def combine(s: Tensor, t: Tensor, y: Tensor) -> Tensor:
+                return hinton_kd(s, t, y, config.kd_temperature, config.kd_alpha)
+            label = f"Hinton KD (T={config.kd_temperature}, alpha={config.kd_alpha})"
+        elif config.finetune_loss == "mse-ce":
+            combine, label = logit_mse_ce, "MSE(teacher logits) + CE(labels)"
+        else:
+            raise RecastError(f"unknown fine-tune loss {config.finetune_loss!r}; use mse-ce "
+                              f"or kd")
 
         def loss_fn(x: Tensor, y: Tensor) -> Tensor:
             with torch.no_grad():
                 expected = teacher(x)
-            logits = student(x)
-            return F.mse_loss(logits, expected) + F.cross_entropy(logits, y)
+            return combine(student(x), expected, y)
 
-        self.progress.log("fine-tune: MSE(teacher logits) + CE(labels)")
+        start_images = self.images
+
+        def record(images: int) -> None:
+            if test_loader is not None:
+                self.curve.append({"images": start_images + images, "phase": "fine-tune",
+                                   "accuracy": round(evaluate(student, test_loader,
+                                                              self.device), 2)})
+
+        self.progress.log(f"fine-tune: {label}")
         result = run_batches(loss_fn, list(student.parameters()), train_loader,
-                             self.config.finetune_schedule(), self.device, self.progress,
-                             "fine-tune")
+                             config.finetune_schedule(), self.device, self.progress,
+                             "fine-tune", on_epoch=record)
+        self.images += int(result["images"])
         student.eval()
         return result
 

@@ -70,6 +70,13 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
             f"{first_line[:200]}); make forward() free of Python control flow "
             f"that depends on tensor values"
         ) from exc
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        names = ", ".join(n.name for n in placeholders)
+        raise WalkError(
+            f"{name}.forward takes {len(placeholders)} inputs ({names}); "
+            f"recast needs a model with exactly one input tensor"
+        )
     try:
         ShapeProp(gm).propagate(example)
     except Exception as exc:
@@ -78,13 +85,6 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             f"pass the input size the model expects (--input-size)"
         ) from exc
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        names = ", ".join(n.name for n in placeholders)
-        raise WalkError(
-            f"{name}.forward takes {len(placeholders)} inputs ({names}); "
-            f"recast needs a model with exactly one input tensor"
-        )
     output_node = next(n for n in gm.graph.nodes if n.op == "output")
     result = output_node.args[0]
     if not isinstance(result, fx.Node):

@@ -97,6 +97,10 @@ def run_recast(args: argparse.Namespace, widths) -> None:
     teacher.cpu().eval()
     teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     progress.log(f"teacher accuracy {teacher_accuracy:.2f}% on {len(data.test)} test images")
+    if args.method != "recast":
+        _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out,
+                      (train_loader, test_loader), device, progress, name)
+        return
     result = recast(teacher, args.target, widths, train_loader=train_loader,
                     test_loader=test_loader,
                     input_shape=(1, data.in_channels, data.image_size, data.image_size),
@@ -116,6 +120,44 @@ def run_recast(args: argparse.Namespace, widths) -> None:
     print(f"teacher {report['teacher']['accuracy']}% -> student "
           f"{report['student']['accuracy']}% | params {report['ratio']['params']}x fewer, "
           f"mults {report['ratio']['mults']}x fewer | {out}/report.md")
+
+
+def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, loaders,
+                  device, progress, name) -> None:
+    """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
+    from recast.baselines import fresh_student, train_student
+    from recast.pipeline import environment, run_markdown
+    from recast.report import compression_report
+    from recast.files import atomic_write_text
+    from recast.plan import make_plan
+    from recast.serialize import save_student
+    from recast.walker import walk
+
+    shape = (1, data.in_channels, data.image_size, data.image_size)
+    plan = make_plan(walk(teacher, shape), args.target, widths)
+    budget = (args.budget if args.budget is not None else
+              config.epochs_per_block * len(plan.recast_steps()) + config.finetune_epochs)
+    progress.log(f"--method {args.method}: training the planned student for {budget} epochs")
+    result = train_student(args.method, fresh_student(plan), teacher, *loaders, budget,
+                           device, progress, lr=args.lr or 0.05)
+    student = result["student"].cpu().eval()
+    report = compression_report(plan, student)
+    report.update({"model": name, "method": args.method, "budget_epochs": budget,
+                   "images_seen": result["images"], "recast_seconds": round(result["seconds"], 1),
+                   "device": str(device), "num_classes": data.num_classes,
+                   "accuracy_drop": round(teacher_accuracy - result["accuracy"], 2)})
+    report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
+    report["student"]["accuracy"] = round(result["accuracy"], 2)
+    save_student(student, [s.spec for s in plan.steps], out,
+                 {"input_shape": list(shape), "num_classes": data.num_classes})
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    atomic_write_text(out / "report.md", run_markdown(report))
+    atomic_write_text(out / "config.json", json.dumps(
+        {"argv": vars(args) | {"func": None}, "method": args.method, "budget_epochs": budget,
+         "normalisation": {"mean": data.mean, "std": data.std},
+         "environment": environment()}, indent=2))
+    print(f"{args.method}: teacher {report['teacher']['accuracy']}% -> student "
+          f"{report['student']['accuracy']}% | {out}/report.md")
 
 
 def run_train(args: argparse.Namespace) -> None:

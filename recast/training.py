@@ -76,8 +76,12 @@ def run_batches(
     device: torch.device,
     progress: Progress,
     label: str,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Train ``params`` on ``loss_fn(x, y)`` for ``schedule.epochs``; mean loss out."""
+    """Train ``params`` on ``loss_fn(x, y)`` for ``schedule.epochs``; mean loss out.
+
+    ``on_epoch(images_seen)`` runs after every pass over the data and at the end.
+    """
     total = batches_for(schedule.epochs, len(loader))
     if total == 0 or not params:
         return {"loss": float("nan"), "images": 0, "seconds": 0.0}
@@ -100,6 +104,8 @@ def run_batches(
         recent = recent[-len(loader):]
         bar.update(loss=recent[-1], lr=opt.param_groups[0]["lr"],
                    rate=images / (time.perf_counter() - start))
+        if on_epoch is not None and ((step + 1) % len(loader) == 0 or step + 1 == total):
+            on_epoch(images)
     bar.close()
     seconds = time.perf_counter() - start
     return {"loss": sum(recent) / len(recent), "images": images, "seconds": seconds}

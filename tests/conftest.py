@@ -1,11 +1,56 @@
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
+SMALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-small"
+
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """The real 2k/1k CIFAR-10 sample from ../shared (never downloads)."""
+    from recast.datasets import load_data
+
+    if not SMALL.is_dir():
+        pytest.skip(f"{SMALL} is missing")
+    return load_data("cifar10", SMALL)
+
+
+@pytest.fixture(scope="session")
+def loaders(small_data):
+    from recast.datasets import BatchLoader
+
+    return (BatchLoader(small_data.train, small_data.mean, small_data.std, 64, seed=0),
+            BatchLoader(small_data.test, small_data.mean, small_data.std, 250, train=False))
+
+
+def trained(model: torch.nn.Module, loaders, epochs: float = 4) -> torch.nn.Module:
+    from recast.progress import Progress
+    from recast.teacher import train_teacher
+
+    torch.manual_seed(0)
+    train_teacher(model, loaders[0], loaders[1], epochs, 0.05, torch.device("cpu"),
+                  Progress(quiet=True))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def vgg_teacher(loaders):
+    from recast.models import build_model
+
+    return trained(build_model("vgg11", width=0.25), loaders)
+
+
+@pytest.fixture(scope="session")
+def resnet_teacher(loaders):
+    from recast.models import build_model
+
+    return trained(build_model("resnet20", width=0.5), loaders)

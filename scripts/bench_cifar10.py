@@ -1,0 +1,308 @@
+"""Recasting vs KD vs scratch vs pruning+KD on real CIFAR-10, at equal budget.
+
+Every method trains the same student architecture (the recast plan's) on the
+same data and augmentation for the same number of training images; wall time
+is reported beside accuracy. Results merge into benchmarks/cifar10.json (one
+entry per pair, method and seed) and benchmarks/cifar10.md is rewritten from
+it, so partial runs accumulate.
+
+    python scripts/bench_cifar10.py --pair vgg16-conv --methods scratch,kd
+    python scripts/bench_cifar10.py --quick        # < 10 minutes, small subsets
+"""
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recast.baselines import fresh_student, train_student  # noqa: E402
+from recast.counting import count_costs  # noqa: E402
+from recast.datasets import BatchLoader, load_data  # noqa: E402
+from recast.engine import RecastConfig, Recaster  # noqa: E402
+from recast.latency import measure_latency_ms  # noqa: E402
+from recast.models import build_model  # noqa: E402
+from recast.plan import make_plan  # noqa: E402
+from recast.progress import Progress  # noqa: E402
+from recast.teacher import load_teacher  # noqa: E402
+from recast.training import evaluate  # noqa: E402
+from recast.walker import walk  # noqa: E402
+
+PAIRS: dict[str, dict[str, Any]] = {
+    "vgg16-conv": dict(model="vgg16", teacher_width=0.25, target="conv", width=0.4,
+                       kind="compression"),
+    "resnet20-conv": dict(model="resnet20", teacher_width=1.0, target="conv", width=1.0,
+                          kind="transformation"),
+    "wrn16_4-basic": dict(model="wrn_16_4", teacher_width=0.5, target="basic", width=0.5,
+                          kind="compression"),
+}
+
+# Recast variants: (fraction of the budget spent on block steps, config overrides).
+VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
+    # the authors' recipe shortened: 1 epoch per block, Adam, random init
+    "published-short": (None, dict(epochs_per_block=1, init="random", optimizer="adam",
+                                   lr=1e-3, finetune_loss="mse-ce")),
+    # the same with a warm start from the teacher's channels
+    "warm": (None, dict(epochs_per_block=1, init="teacher", optimizer="adam", lr=1e-3,
+                        finetune_loss="mse-ce")),
+    # warm start, short block steps, then SGD fine-tune with Hinton KD
+    "warm-kd-sgd": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                              finetune_loss="kd", finetune_optimizer="sgd",
+                              finetune_lr=0.05, finetune_weight_decay=5e-4)),
+    # warm start, short block steps, then SGD fine-tune on labels and logit MSE
+    "warm-mse-sgd": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                               finetune_loss="mse-ce", finetune_optimizer="sgd",
+                               finetune_lr=0.05, finetune_weight_decay=5e-4)),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", choices=sorted(PAIRS), action="append",
+                        help="pair(s) to run (default: all)")
+    parser.add_argument("--methods", default="recast,kd,kd-mse,scratch,prune-kd",
+                        help="comma list: recast, kd, kd-mse, scratch, prune-kd")
+    parser.add_argument("--variants", default="warm-kd-sgd",
+                        help="recast variants to run; the first is reported as 'recast'")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--budget", type=float, default=18.0, help="epochs of images")
+    parser.add_argument("--teacher-epochs", type=float, default=15.0)
+    parser.add_argument("--teacher", action="append", default=[],
+                        help="PAIR=PATH: use this teacher state dict instead of training")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/cifar10"))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke check: 2k/1k images, budget 2, teacher 3 epochs")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "cifar10"),
+                        help="path stem for .json and .md")
+    return parser.parse_args()
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Module:
+    model = build_model(spec["model"], num_classes=data.num_classes,
+                        width=spec["teacher_width"])
+    given = dict(item.split("=", 1) for item in args.teacher)
+    path = Path(given.get(name, cache / f"{name}-teacher{'-quick' if args.quick else ''}"
+                          f".safetensors"))
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "recast", "train", spec["model"], "--teacher-width",
+                   str(spec["teacher_width"]), "--data-dir", args.data_dir, "--dataset",
+                   "cifar10", "--epochs", str(args.teacher_epochs), "--quiet",
+                   "--out", str(path)]
+        if args.quick:
+            command += ["--limit-train", "2000", "--limit-test", "1000"]
+        print("training teacher:", " ".join(command), flush=True)
+        subprocess.run(command, check=True, cwd=ROOT)
+    return load_teacher(model, path).eval()
+
+
+def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
+               progress: Progress) -> dict[str, Any]:
+    fraction, overrides = VARIANTS[variant]
+    steps = len(plan.recast_steps())
+    settings = dict(overrides)
+    if fraction is not None:
+        settings["epochs_per_block"] = budget * fraction / steps
+    block_epochs = settings["epochs_per_block"] * steps
+    settings["finetune_epochs"] = max(0.0, budget - block_epochs)
+    config = RecastConfig(seed=seed, batch_size=128, **settings)
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    outcome = Recaster(copy.deepcopy(plan), config, torch.device("cpu"), progress).run(*loaders)
+    step_seconds = [round(s.seconds, 1) for s in outcome.steps]
+    return {"student": outcome.student, "accuracy": outcome.accuracy,
+            "images": sum(s.images for s in outcome.steps) + int(outcome.finetune["images"]),
+            "seconds": time.perf_counter() - started, "curve": outcome.curve,
+            "step_seconds": step_seconds, "config": config.to_json(),
+            "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps]}
+
+
+def run_prune_kd(plan, teacher, loaders, budget, width, seed, progress) -> dict[str, Any]:
+    import torch_pruning as tp
+
+    torch.manual_seed(seed)
+    model = copy.deepcopy(teacher).requires_grad_(True)
+    example = torch.randn(1, *plan.chain.input_shape[1:])
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
+    pruner = tp.pruner.MagnitudePruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
+                                       pruning_ratio=1 - width, ignored_layers=head)
+    pruner.step()
+    curve: list = []
+    result = train_student("kd", model, teacher, *loaders, budget, torch.device("cpu"),
+                           progress, curve=curve)
+    result["curve"] = curve
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    limit = (2000, 1000) if args.quick else (None, None)
+    budget = 2.0 if args.quick else args.budget
+    if args.quick:
+        args.teacher_epochs = 3
+    data = load_data("cifar10", args.data_dir, *limit)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    variants = args.variants.split(",")
+    out = Path(args.out)
+    results: dict = {"pairs": []}
+    command = " ".join(["python", "scripts/bench_cifar10.py", *sys.argv[1:]])
+    progress = Progress(quiet=True)
+    for name in args.pair or sorted(PAIRS):
+        spec = PAIRS[name]
+        teacher = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache")
+        test = BatchLoader(data.test, data.mean, data.std, 500, train=False)
+        teacher_accuracy = evaluate(teacher, test, torch.device("cpu"))
+        plan = make_plan(walk(teacher, (1, 3, 32, 32)), spec["target"], spec["width"])
+        example = torch.randn(1, 3, 32, 32)
+        t_cost, _ = count_costs(teacher, example)
+        s_cost, _ = count_costs(plan.build_student(), example)
+        entry = _entry(results, name)
+        entry.update({
+            "name": name, "kind": spec["kind"], "command": command, "commit": commit(),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
+                       f"{torch.__version__}", "quick": args.quick,
+            "data": f"{args.data_dir} ({len(data.train)} train / {len(data.test)} test)",
+            "budget_epochs": budget, "spec": spec,
+            "teacher": {"accuracy": round(teacher_accuracy, 2), "params": t_cost.params,
+                        "mults": t_cost.mults,
+                        "latency_ms": {"batch1": round(measure_latency_ms(teacher, example.shape, 1), 3),
+                                       "batch64": round(measure_latency_ms(teacher, example.shape, 64), 3)}},
+            "student": {"params": s_cost.params, "mults": s_cost.mults,
+                        "latency_ms": {"batch1": round(measure_latency_ms(plan.build_student(), example.shape, 1), 3),
+                                       "batch64": round(measure_latency_ms(plan.build_student(), example.shape, 64), 3)}},
+        })
+        entry.setdefault("runs", {})
+        for seed in seeds:
+            train = BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=seed)
+            loaders = (train, test)
+            for method in methods:
+                keys = [f"recast:{v}" for v in variants] if method == "recast" else [method]
+                for key in keys:
+                    print(f"[{name}] {key} seed {seed} ...", flush=True)
+                    if key.startswith("recast:"):
+                        result = run_recast(key.split(":")[1], plan, teacher, loaders, budget,
+                                            seed, progress)
+                    elif key == "prune-kd":
+                        result = run_prune_kd(plan, teacher, loaders, budget, spec["width"],
+                                              seed, progress)
+                    else:
+                        torch.manual_seed(seed)
+                        curve: list = []
+                        result = train_student(key, fresh_student(plan), teacher, *loaders,
+                                               budget, torch.device("cpu"), progress,
+                                               curve=curve)
+                        result["curve"] = curve
+                    record = {k: v for k, v in result.items() if k != "student"}
+                    record["accuracy"] = round(record["accuracy"], 2)
+                    record["seconds"] = round(record["seconds"], 1)
+                    record["params"] = sum(p.numel() for p in result["student"].parameters())
+                    entry["runs"].setdefault(key, {})[str(seed)] = record
+                    print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
+                          f"{record['seconds']} s ({record['images']} images)", flush=True)
+                    _write(entry, variants[0], out)
+
+
+def _entry(results: dict, name: str) -> dict:
+    for entry in results["pairs"]:
+        if entry["name"] == name:
+            return entry
+    entry: dict = {"name": name}
+    results["pairs"].append(entry)
+    return entry
+
+
+def _summarise(entry: dict, main_variant: str) -> None:
+    """methods: mean/std over seeds, the first recast variant reported as 'recast'."""
+    methods = {}
+    for key, by_seed in entry["runs"].items():
+        accs = [r["accuracy"] for r in by_seed.values()]
+        summary = {"accuracy": round(statistics.mean(accs), 2),
+                   "accuracy_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
+                   "seeds": len(accs),
+                   "images_seen": next(iter(by_seed.values()))["images"],
+                   "wall_s": round(statistics.mean(r["seconds"] for r in by_seed.values()), 1)}
+        methods[key] = summary
+        if key == f"recast:{main_variant}":
+            methods["recast"] = summary
+    entry["methods"] = methods
+
+
+def _write(entry: dict, main_variant: str, out: Path) -> None:
+    """Merge this pair's runs into the file under a lock: runs may go in parallel."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out.with_suffix(".json")
+        results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
+        stored = _entry(results, entry["name"])
+        runs = stored.get("runs", {})
+        for key, by_seed in entry["runs"].items():
+            runs.setdefault(key, {}).update(by_seed)
+        stored.update({k: v for k, v in entry.items() if k != "runs"})
+        stored["runs"] = runs
+        _summarise(stored, main_variant)
+        path.write_text(json.dumps(results, indent=1))
+        out.with_suffix(".md").write_text(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    lines = ["# CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget", "",
+             "Accuracies on the 10k test images of ../shared/data/cifar10 (lossy JPEG "
+             "origin: compare methods, do not quote as standard CIFAR-10). Budget = "
+             "training images seen by the student (epochs x 50k); teacher forwards are "
+             "not counted as images but are in the wall time. Wall time: this machine, "
+             "CPU.", ""]
+    for entry in results["pairs"]:
+        t, s = entry["teacher"], entry["student"]
+        lines += [f"## {entry['name']} ({entry['kind']}){' [QUICK]' if entry.get('quick') else ''}",
+                  "", f"- command: `{entry['command']}`", f"- commit: {entry['commit']}",
+                  f"- machine: {entry['machine']}", f"- data: {entry['data']}",
+                  f"- budget: {entry['budget_epochs']} epochs of training images",
+                  f"- teacher: {t['accuracy']}%, {t['params']:,} params, {t['mults']:,} mults, "
+                  f"latency b1/b64 {t['latency_ms']['batch1']}/{t['latency_ms']['batch64']} ms",
+                  f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
+                  f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
+                  f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
+                  "| method | accuracy (%) | std | seeds | images | wall (s) | vs teacher |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
+            lines.append(f"| {key} | {m['accuracy']} | {m['accuracy_std']} | {m['seeds']} | "
+                         f"{m['images_seen']:,} | {m['wall_s']} | "
+                         f"{m['accuracy'] - t['accuracy']:+.2f} |")
+        lines += ["", "Accuracy vs images seen (seed 0):", ""]
+        for key, by_seed in entry.get("runs", {}).items():
+            run = next(iter(by_seed.values()))
+            points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
+            lines.append(f"- {key}: {points}")
+            if "step_seconds" in run:
+                lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
+                lines.append(f"  - accuracy after each step (%): {run['step_accuracy']}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`recast MODEL ...` writes a complete run folder that `recast eval` agrees with."""
+
+import json
+
+import pytest
+
+from recast.cli import run
+from tests.conftest import SMALL
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "vgg"
+    code = run(["vgg11", "--teacher-width", "0.25", "--target", "conv", "--width", "0.5",
+                "--data-dir", str(SMALL), "--dataset", "cifar10", "--preset", "smoke",
+                "--teacher-epochs", "1", "--limit-train", "1000", "--quiet",
+                "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_run_folder_holds_student_report_config_and_teacher(run_dir) -> None:
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == ["config.json", "report.json", "report.md", "student.json",
+                     "student.safetensors", "teacher.safetensors"]
+
+
+def test_report_has_accuracy_costs_latency_and_steps(run_dir) -> None:
+    report = json.loads((run_dir / "report.json").read_text())
+    for side in ("teacher", "student"):
+        assert {"accuracy", "params", "mults", "macs", "latency_ms"} <= set(report[side])
+    assert report["data"]["train"] == 1000
+    steps = [b["step"] for b in report["blocks"] if "step" in b]
+    assert len(steps) == 8 and all("seconds" in s and "final_mse" in s for s in steps)
+    assert "accuracy (%)" in (run_dir / "report.md").read_text()
+
+
+def test_config_records_seed_versions_and_settings(run_dir) -> None:
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recast"]["seed"] == 0 and config["preset"] == "smoke"
+    assert config["environment"]["torch"] and "commit" in config["environment"]
+    assert config["teacher"]["source"] == "trained"
+
+
+def test_eval_reproduces_the_reported_accuracy(run_dir, capsys) -> None:
+    reported = json.loads((run_dir / "report.json").read_text())["student"]["accuracy"]
+    capsys.readouterr()
+    assert run(["eval", str(run_dir), "--data-dir", str(SMALL)]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == reported
+
+
+def test_second_run_into_the_same_folder_is_refused(run_dir, capsys) -> None:
+    before = (run_dir / "student.safetensors").read_bytes()
+    assert run(["vgg11", "--target", "conv", "--data-dir", str(SMALL), "--out",
+                str(run_dir)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (run_dir / "student.safetensors").read_bytes() == before
+
+
+def test_run_with_a_saved_teacher_skips_training(run_dir, tmp_path, capsys) -> None:
+    code = run(["vgg11", "--teacher-width", "0.25", "--target", "conv", "--width", "0.5",
+                "--data-dir", str(SMALL), "--teacher", str(run_dir / "teacher.safetensors"),
+                "--preset", "smoke", "--limit-train", "200", "--limit-test", "200",
+                "--quiet", "--out", str(tmp_path / "again")])
+    assert code == 0
+    assert "training" not in capsys.readouterr().err.split("teacher accuracy")[0]
+
+
+def test_train_command_saves_a_loadable_teacher(tmp_path, capsys) -> None:
+    out = tmp_path / "t.safetensors"
+    assert run(["train", "vgg11", "--teacher-width", "0.25", "--data-dir", str(SMALL),
+                "--epochs", "0.2", "--limit-train", "500", "--quiet", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("method", ["kd", "kd-mse", "scratch"])
+def test_baseline_method_trains_the_same_student_for_the_same_images(
+        method, run_dir, tmp_path) -> None:
+    out = tmp_path / method
+    assert run(["vgg11", "--teacher-width", "0.25", "--target", "conv", "--width", "0.5",
+                "--data-dir", str(SMALL), "--teacher", str(run_dir / "teacher.safetensors"),
+                "--method", method, "--budget", "0.5", "--limit-test", "200", "--quiet",
+                "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    recast_report = json.loads((run_dir / "report.json").read_text())
+    assert report["student"]["params"] == recast_report["student"]["params"]
+    assert abs(report["images_seen"] - 1000) < 128 and report["method"] == method

@@ -1,0 +1,85 @@
+"""The full pipeline on real CIFAR-10 images with tiny models: a system test."""
+
+import copy
+
+import pytest
+import torch
+
+import recast
+from recast.engine import RecastConfig
+from recast.training import evaluate
+
+FAST = RecastConfig(epochs_per_block=0.5, finetune_epochs=1, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def vgg_result(vgg_teacher, loaders):
+    return recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                         test_loader=loaders[1], config=FAST)
+
+
+def test_vgg_student_has_the_planned_parameter_count(vgg_result) -> None:
+    planned = sum(p.numel() for p in vgg_result.plan.build_student().parameters())
+    assert sum(p.numel() for p in vgg_result.student.parameters()) == planned
+    assert vgg_result.report["student"]["params"] == planned
+
+
+def test_vgg_student_is_far_above_chance(vgg_result) -> None:
+    assert vgg_result.report["teacher"]["accuracy"] > 30
+    assert vgg_result.report["student"]["accuracy"] > 25  # chance is 10
+
+
+def test_report_records_every_step(vgg_result) -> None:
+    steps = [b["step"] for b in vgg_result.report["blocks"] if "step" in b]
+    assert len(steps) == 8
+    assert all(s["final_mse"] >= 0 and 0 <= s["accuracy_after"] <= 100 for s in steps)
+    assert all(s["warm_start"] for s in steps)
+
+
+def test_saved_student_gives_identical_logits(vgg_result, tmp_path, loaders) -> None:
+    vgg_result.save(tmp_path)
+    loaded = recast.load_student(tmp_path)
+    x, _ = next(iter(loaders[1]))
+    with torch.no_grad():
+        assert torch.equal(vgg_result.student.eval()(x), loaded(x))
+    assert evaluate(loaded, loaders[1], torch.device("cpu")) == \
+        vgg_result.report["student"]["accuracy"]
+
+
+def test_student_file_holds_no_pickle(vgg_result, tmp_path) -> None:
+    vgg_result.save(tmp_path)
+    assert (tmp_path / "student.safetensors").read_bytes()[:1] != b"\x80"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json", "report.json", "report.md", "student.json", "student.safetensors"]
+
+
+def test_resnet_to_plain_conv_net(resnet_teacher, loaders) -> None:
+    result = recast.recast(copy.deepcopy(resnet_teacher), "conv", 1.0,
+                           train_loader=loaders[0], test_loader=loaders[1], config=FAST)
+    kinds = [type(m).__name__ for m in result.student]
+    assert kinds.count("ConvBlock") == 9
+    assert result.report["student"]["accuracy"] > 20
+    assert result.report["student"]["params"] < result.report["teacher"]["params"]
+
+
+def test_random_init_and_frozen_prefix_run(vgg_teacher, loaders) -> None:
+    config = RecastConfig(epochs_per_block=0.1, finetune_epochs=0.1, init="random",
+                          freeze_prefix=True)
+    result = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                           test_loader=loaders[1], config=config)
+    steps = [b["step"] for b in result.report["blocks"] if "step" in b]
+    assert not any(s["warm_start"] for s in steps)
+
+
+def test_same_seed_gives_same_student(vgg_teacher, loaders) -> None:
+    from recast.datasets import BatchLoader
+
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.05)
+    outs = []
+    for _ in range(2):
+        train = BatchLoader(loaders[0].data, loaders[0].mean.flatten().div(255).tolist(),
+                            loaders[0].std.flatten().div(255).tolist(), 64, seed=3)
+        result = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=train,
+                               test_loader=loaders[1], config=config)
+        outs.append(result.student.state_dict())
+    assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
