@@ -1,0 +1,43 @@
+"""Copy a finished run's report into benchmarks/ with its provenance.
+
+    python scripts/publish_run.py RUN_DIR --command "recast vgg16 ..." \\
+        --wall-seconds 3000 --out benchmarks/vgg16-conv-fast
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--command", required=True, help="the exact command that ran")
+    parser.add_argument("--wall-seconds", type=float, required=True,
+                        help="wall time of the whole command, teacher training included")
+    parser.add_argument("--out", type=Path, required=True, help="path stem for .md/.json")
+    args = parser.parse_args()
+    config = json.loads((args.run_dir / "config.json").read_text())
+    env = config["environment"]
+    report = json.loads((args.run_dir / "report.json").read_text())
+    header = [
+        f"- command: `{args.command}`",
+        f"- commit: {env.get('commit')}; recast {env['recast']}, torch {env['torch']}, "
+        f"torchvision {env['torchvision']}, Python {env['python']}",
+        f"- machine: {env['machine']}, {env['cpu_count']} threads, device {report['device']}",
+        f"- wall time of the whole command: {args.wall_seconds:.0f} s (teacher training "
+        f"{config['teacher'].get('seconds', 0)} s, recast + fine-tune "
+        f"{report['recast_seconds']} s)",
+        f"- data: {report['data']['source']} ({report['data']['train']} train / "
+        f"{report['data']['test']} test)",
+        "",
+    ]
+    body = (args.run_dir / "report.md").read_text().split("\n", 2)
+    text = "\n".join([body[0], ""] + header + [body[2]])
+    args.out.with_suffix(".md").write_text(text)
+    shutil.copy(args.run_dir / "report.json", args.out.with_suffix(".json"))
+
+
+if __name__ == "__main__":
+    main()
