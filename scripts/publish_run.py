@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--wall-seconds", type=float, required=True,
                         help="wall time of the whole command, teacher training included")
     parser.add_argument("--out", type=Path, required=True, help="path stem for .md/.json")
+    parser.add_argument("--note", default="", help="conditions a reader must know")
     args = parser.parse_args()
     config = json.loads((args.run_dir / "config.json").read_text())
     env = config["environment"]
@@ -31,8 +32,8 @@ def main() -> None:
         f"{report['recast_seconds']} s)",
         f"- data: {report['data']['source']} ({report['data']['train']} train / "
         f"{report['data']['test']} test)",
-        "",
     ]
+    header += [f"- note: {args.note}", ""] if args.note else [""]
     body = (args.run_dir / "report.md").read_text().split("\n", 2)
     text = "\n".join([body[0], ""] + header + [body[2]])
     args.out.with_suffix(".md").write_text(text)
