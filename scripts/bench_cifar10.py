@@ -217,6 +217,7 @@ def main() -> None:
                     record["accuracy"] = round(record["accuracy"], 2)
                     record["seconds"] = round(record["seconds"], 1)
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
+                    record["command"], record["commit"] = command, commit()
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)
