@@ -12,6 +12,7 @@ import torch
 from torch import fx, nn
 
 from recast.errors import PlanError
+from recast.ops import target_name
 
 _PASS_THROUGH = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Identity,
@@ -100,9 +101,7 @@ def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[st
 
 
 def _is_shape_free(node: fx.Node) -> bool:
-    name = node.target if isinstance(node.target, str) else getattr(
-        node.target, "__name__", "")
-    return name in {"flatten", "relu", "relu_", "adaptive_avg_pool2d", "avg_pool2d",
+    return target_name(node) in {"flatten", "relu", "relu_", "adaptive_avg_pool2d", "avg_pool2d",
                     "max_pool2d", "dropout", "size", "getattr", "view", "reshape",
                     "mean", "getitem", "gelu", "silu", "hardswish", "relu6"}
 
@@ -134,7 +133,8 @@ def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
     """Shape of ``module``'s output for a batch-1 input of ``input_shape``."""
     was_training = module.training
     module.eval()
+    device = next(module.parameters(), torch.zeros(0)).device
     with torch.no_grad():
-        out = module(torch.zeros((1, *input_shape[1:])))
+        out = module(torch.zeros((1, *input_shape[1:]), device=device))
     module.train(was_training)
     return tuple(out.shape)

@@ -10,6 +10,7 @@ import networkx as nx
 from torch import fx, nn
 
 from recast.graph import Piece
+from recast.ops import target_name
 
 RESIDUAL_KINDS = ("basic", "bottleneck", "inverted_residual", "fused_inverted_residual",
                   "convnext", "mlp",
@@ -52,9 +53,7 @@ def piece_kind(piece: Piece, graph: nx.DiGraph, modules: dict[str, nn.Module]) -
     return "residual"
 
 
-def main_branch_convs(
-    piece: Piece, graph: nx.DiGraph, modules: dict[str, nn.Module]
-) -> list[fx.Node]:
+def main_branch_convs(piece: Piece, graph: nx.DiGraph) -> list[fx.Node]:
     """Convs on the input-to-output path with the most convs, in order."""
     side = _squeeze_excitation_nodes(piece, graph)
     best: dict[fx.Node, list[fx.Node]] = {piece.input: []}
@@ -73,7 +72,7 @@ def main_branch_kernels(
 ) -> list[tuple[int, int]]:
     """(kernel size, groups marker) of main-branch convs; marker 0 = depthwise."""
     out = []
-    for node in main_branch_convs(piece, graph, modules):
+    for node in main_branch_convs(piece, graph):
         conv = modules.get(str(node.target)) if node.op == "call_module" else None
         if not isinstance(conv, nn.Conv2d):
             out.append((0, 1))
@@ -102,6 +101,4 @@ def _flat_args(node: fx.Node) -> list[object]:
 
 
 def _is_split(node: fx.Node) -> bool:
-    name = node.target if isinstance(node.target, str) else getattr(
-        node.target, "__name__", "")
-    return str(name).split(".")[-1] in ("chunk", "split", "tensor_split")
+    return target_name(node) in ("chunk", "split", "tensor_split")

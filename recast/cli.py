@@ -47,10 +47,22 @@ def add_model_args(parser: argparse.ArgumentParser, model_optional: bool = False
                         help="channel multiplier for CIFAR-zoo teachers")
 
 
-def resolve_teacher(args: argparse.Namespace) -> Teacher:
-    """Build the teacher the arguments name, for its input size."""
+def build_teacher(args: argparse.Namespace, num_classes: int, in_channels: int,
+                  input_size: int) -> nn.Module:
+    """The zoo model or --model-file builder the arguments name; errors are one line."""
     if bool(args.model) == bool(args.model_file):
         raise RecastError("name a zoo model or pass --model-file FILE.py:BUILDER (one of them)")
+    if args.model_file:
+        return build_user_model(args.model_file, num_classes)
+    try:
+        return build_model(args.model, num_classes=num_classes, in_channels=in_channels,
+                           width=args.teacher_width, input_size=input_size)
+    except ValueError as exc:
+        raise RecastError(str(exc)) from exc
+
+
+def resolve_teacher(args: argparse.Namespace) -> Teacher:
+    """Build the teacher the arguments name, for its input size."""
     size, classes = DATASETS.get(args.dataset or "", (None, None))
     if args.input_size:
         size = args.input_size
@@ -58,14 +70,8 @@ def resolve_teacher(args: argparse.Namespace) -> Teacher:
         size = 224 if args.model in TORCHVISION_NAMES else 32
     classes = args.num_classes or classes or (10 if size <= 64 else 1000)
     shape = (1, args.in_channels, size, size)
-    if args.model_file:
-        return Teacher(build_user_model(args.model_file, classes), shape, args.model_file)
-    try:
-        model = build_model(args.model, num_classes=classes, in_channels=args.in_channels,
-                            width=args.teacher_width, input_size=size)
-    except ValueError as exc:
-        raise RecastError(str(exc)) from exc
-    return Teacher(model, shape, args.model)
+    model = build_teacher(args, classes, args.in_channels, size)
+    return Teacher(model, shape, args.model or args.model_file)
 
 
 def _inspect(args: argparse.Namespace) -> None:

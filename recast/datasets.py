@@ -1,8 +1,8 @@
 """Training and test data: CIFAR by name, or a local folder in three layouts.
 
 Small image sets (CIFAR-size) are held in memory as uint8 tensors and
-augmented a batch at a time with tensor ops: on a 2-core CPU that is several
-times faster than per-image PIL transforms in worker processes.
+augmented a batch at a time with tensor ops, so a 2-core CPU spends no time on
+per-image PIL transforms or worker processes (not benchmarked against them).
 """
 
 import warnings

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from blocks import build_block
-from recast.adapt import adapt_input
+from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
 from recast.losses import hinton_kd, logit_mse_ce
 from recast.plan import Plan
@@ -89,7 +89,6 @@ class RecastOutcome:
     steps: list[StepRecord] = field(default_factory=list)
     finetune: dict[str, float] = field(default_factory=dict)
     accuracy: float = 0.0
-    seconds: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -112,7 +111,6 @@ class Recaster:
         self.curve: list[dict[str, float]] = []
 
     def run(self, train_loader, test_loader) -> RecastOutcome:
-        start = time.perf_counter()
         outcome = RecastOutcome(nn.Sequential())
         steps = self.plan.recast_steps()
         for number, step in enumerate(steps):
@@ -122,8 +120,10 @@ class Recaster:
             outcome.steps.append(self.recast_step(step.block.index, train_loader, test_loader))
         outcome.finetune = self.finetune(train_loader, test_loader)
         outcome.student = nn.Sequential(*self.student)
-        outcome.accuracy = evaluate(outcome.student, test_loader, self.device)
-        outcome.seconds = time.perf_counter() - start
+        # the fine-tune's last curve point already evaluated the finished student
+        finished = outcome.finetune.get("final_accuracy")
+        outcome.accuracy = finished if finished is not None else evaluate(
+            outcome.student, test_loader, self.device)
         outcome.curve = self.curve
         return outcome
 
@@ -191,9 +191,7 @@ class Recaster:
                 module = adapt_input(block.module, block.in_shape, channels, keep)
             self.student[position] = module.to(self.device)
             self.kept.pop(position, None)
-            with torch.no_grad():
-                shape = (1, channels, *block.in_shape[2:])
-                channels = module.eval()(torch.zeros(shape, device=self.device)).shape[1]
+            channels = output_shape(module, (1, channels, *block.in_shape[2:]))[1]
         return position
 
     def _student_prefix(self, x: Tensor, index: int, last: int) -> Tensor:
@@ -234,19 +232,21 @@ class Recaster:
             return combine(student(x), expected, y)
 
         start_images = self.images
+        accuracies: list[float] = []
 
         def record(images: int) -> None:
-            if test_loader is not None:
-                self.curve.append({"images": start_images + images, "phase": "fine-tune",
-                                   "accuracy": round(evaluate(student, test_loader,
-                                                              self.device), 2)})
+            accuracies.append(evaluate(student, test_loader, self.device))
+            self.curve.append({"images": start_images + images, "phase": "fine-tune",
+                               "accuracy": round(accuracies[-1], 2)})
 
         self.progress.log(f"fine-tune: {label}")
         result = run_batches(loss_fn, list(student.parameters()), train_loader,
                              config.finetune_schedule(), self.device, self.progress,
-                             "fine-tune", on_epoch=record)
+                             "fine-tune", on_epoch=record if test_loader is not None else None)
         self.images += int(result["images"])
         student.eval()
+        if accuracies:
+            result["final_accuracy"] = accuracies[-1]
         return result
 
 

@@ -139,13 +139,14 @@ def _cut(
             up = idom[up]
         return index[up]
 
+    order = {node: i for i, node in enumerate(sink.graph.nodes)}
     members: list[list[fx.Node]] = [[] for _ in cuts[1:]]
     for node in sink.graph.nodes:  # fx order is topological
         if node in live and node is not source:
             members[owner(node)].append(node)
     pieces = []
     for i, nodes in enumerate(members):
-        nodes = _with_constants(graph, nodes, live)
+        nodes = _with_constants(graph, nodes, live, order)
         piece = Piece(cuts[i], cuts[i + 1], nodes)
         piece.roles = {n: roles[n] for n in nodes}
         pieces.append(piece)
@@ -153,7 +154,7 @@ def _cut(
 
 
 def _with_constants(
-    graph: nx.DiGraph, nodes: list[fx.Node], live: set[fx.Node]
+    graph: nx.DiGraph, nodes: list[fx.Node], live: set[fx.Node], order: dict[fx.Node, int]
 ) -> list[fx.Node]:
     """Add the input-free nodes (parameters, constants) a piece reads."""
     extra: set[fx.Node] = set()
@@ -164,7 +165,8 @@ def _with_constants(
             continue
         extra.add(node)
         stack.extend(p for p in graph.predecessors(node) if p not in live)
-    order = {n: i for i, n in enumerate(nodes[0].graph.nodes)} if nodes else {}
+    if not extra:
+        return nodes  # already in graph order
     return sorted(set(nodes) | extra, key=order.__getitem__)
 
 

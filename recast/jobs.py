@@ -10,13 +10,12 @@ import torch
 from recast.datasets import BatchLoader, Data, load_data
 from recast.engine import RecastConfig
 from recast.errors import RecastError
-from recast.models import build_model
 from recast.pipeline import PRESETS, recast
 from recast.progress import Progress
 from recast.serialize import load_student
-from recast.teacher import TEACHER_PRESETS, load_teacher, save_weights, train_teacher
+from recast.files import atomic_save_weights
+from recast.teacher import TEACHER_PRESETS, load_teacher, train_teacher
 from recast.training import evaluate, pick_device
-from recast.userfile import build_user_model
 
 
 def _data(args: argparse.Namespace) -> Data:
@@ -25,16 +24,10 @@ def _data(args: argparse.Namespace) -> Data:
 
 
 def _teacher_model(args: argparse.Namespace, data: Data) -> torch.nn.Module:
-    if bool(args.model) == bool(args.model_file):
-        raise RecastError("name a zoo model or pass --model-file FILE.py:BUILDER (one of them)")
-    if args.model_file:
-        return build_user_model(args.model_file, data.num_classes)
-    try:
-        return build_model(args.model, num_classes=data.num_classes,
-                           in_channels=data.in_channels, width=args.teacher_width,
-                           input_size=data.image_size)
-    except ValueError as exc:
-        raise RecastError(str(exc)) from exc
+    """The teacher built to fit the data's classes, channels and image size."""
+    from recast.cli import build_teacher
+
+    return build_teacher(args, data.num_classes, data.in_channels, data.image_size)
 
 
 def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, BatchLoader]:
@@ -81,6 +74,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
     train_loader, test_loader = _loaders(data, config.batch_size, args.seed)
     device = pick_device(args.device)
     teacher_info: dict = {"source": args.teacher}
+    teacher_accuracy = None
     if args.teacher:
         load_teacher(teacher, args.teacher)
     else:
@@ -90,12 +84,14 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                      f"(kept as {out / 'teacher.safetensors'})")
         result = train_teacher(teacher, train_loader, test_loader, epochs,
                                args.teacher_lr or lr, device, progress)
-        save_weights(teacher, out / "teacher.safetensors")
+        atomic_save_weights(teacher, out / "teacher.safetensors")
         teacher_info = {"source": "trained", "epochs": epochs, "lr": args.teacher_lr or lr,
                         "seconds": round(result["seconds"], 1),
                         "accuracy": round(result["accuracy"], 2)}
+        teacher_accuracy = result["accuracy"]
     teacher.cpu().eval()
-    teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
+    if teacher_accuracy is None:
+        teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     progress.log(f"teacher accuracy {teacher_accuracy:.2f}% on {len(data.test)} test images")
     if args.method != "recast":
         _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out,
@@ -126,11 +122,9 @@ def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, lo
                   device, progress, name) -> None:
     """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
     from recast.baselines import fresh_student, train_student
-    from recast.pipeline import environment, run_markdown
-    from recast.report import compression_report
-    from recast.files import atomic_write_text
+    from recast.pipeline import RecastResult
     from recast.plan import make_plan
-    from recast.serialize import save_student
+    from recast.report import compression_report
     from recast.walker import walk
 
     shape = (1, data.in_channels, data.image_size, data.image_size)
@@ -148,14 +142,9 @@ def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, lo
                    "accuracy_drop": round(teacher_accuracy - result["accuracy"], 2)})
     report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
     report["student"]["accuracy"] = round(result["accuracy"], 2)
-    save_student(student, [s.spec for s in plan.steps], out,
-                 {"input_shape": list(shape), "num_classes": data.num_classes})
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
-    atomic_write_text(out / "report.md", run_markdown(report))
-    atomic_write_text(out / "config.json", json.dumps(
-        {"argv": vars(args) | {"func": None}, "method": args.method, "budget_epochs": budget,
-         "normalisation": {"mean": data.mean, "std": data.std},
-         "environment": environment()}, indent=2))
+    RecastResult(student, plan, report, config, extra={
+        "argv": vars(args) | {"func": None}, "method": args.method, "budget_epochs": budget,
+        "normalisation": {"mean": data.mean, "std": data.std}}).save(out)
     print(f"{args.method}: teacher {report['teacher']['accuracy']}% -> student "
           f"{report['student']['accuracy']}% | {out}/report.md")
 
@@ -173,7 +162,7 @@ def run_train(args: argparse.Namespace) -> None:
     result = train_teacher(model, train_loader, test_loader, args.epochs or epochs,
                            args.lr or lr, pick_device(args.device), progress)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(model, out)
+    atomic_save_weights(model, out)
     print(json.dumps({"out": str(out), "accuracy": round(result["accuracy"], 2),
                       "seconds": round(result["seconds"], 1)}))
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import fx, nn
 
 from blocks import BlockSpec
 from recast.errors import RecastError
+from recast.files import atomic_save_weights, atomic_write_text
 
 FORMAT = "recast.student/1"
 _FUNCTION_MODULES = {"torch", "torch.nn.functional", "operator", "math",
@@ -222,11 +223,7 @@ def save_student(student: nn.Sequential, specs: list[BlockSpec | None], folder: 
     """student.safetensors + student.json in ``folder``."""
     arch = architecture(student, specs)
     arch.update(extra or {})
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in student.state_dict().items()}
-    from recast.files import atomic_write_text
-
-    save_file(state, str(folder / "student.safetensors.tmp"))
-    (folder / "student.safetensors.tmp").replace(folder / "student.safetensors")
+    atomic_save_weights(student, folder / "student.safetensors")
     atomic_write_text(folder / "student.json", json.dumps(arch, indent=1))
 
 

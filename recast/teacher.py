@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from recast.errors import RecastError
@@ -63,13 +63,6 @@ def load_teacher(model: nn.Module, path: str | Path) -> nn.Module:
                           f"and the class count")
     model.load_state_dict(state)
     return model
-
-
-def save_weights(model: nn.Module, path: Path) -> None:
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
 
 
 def train_teacher(model: nn.Module, train_loader, test_loader, epochs: float, lr: float,

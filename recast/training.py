@@ -6,6 +6,7 @@ training set), so methods can be compared at an equal number of images seen.
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -87,7 +88,7 @@ def run_batches(
         return {"loss": float("nan"), "images": 0, "seconds": 0.0}
     opt, lr_schedule = make_optimizer(params, schedule, total, len(loader))
     start = time.perf_counter()
-    images, recent = 0, []
+    images, recent = 0, deque(maxlen=len(loader))
     bar = progress.bar(total, label)
     for step, (x, y) in zip(range(total), cycle(loader)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -101,7 +102,6 @@ def run_batches(
         lr_schedule.step()
         images += len(x)
         recent.append(loss.item())
-        recent = recent[-len(loader):]
         bar.update(loss=recent[-1], lr=opt.param_groups[0]["lr"],
                    rate=images / (time.perf_counter() - start))
         if on_epoch is not None and ((step + 1) % len(loader) == 0 or step + 1 == total):

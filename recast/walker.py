@@ -129,7 +129,7 @@ def walk(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> Blo
     groups = _merge_owned(_group(traced.pieces, kinds, model), root_modules)
     labels = _label(groups)
     blocks = [
-        _block(i, group, label, traced, kinds) for i, (group, label) in
+        _block(i, group, label, traced, modules) for i, (group, label) in
         enumerate(zip(groups, labels))
     ]
     _unique_names(blocks)
@@ -299,7 +299,7 @@ def _strided(group: _Group) -> bool:
 
 
 def _block(
-    index: int, group: _Group, kind: str, traced: TracedModel, kinds: dict[int, str]
+    index: int, group: _Group, kind: str, traced: TracedModel, modules: dict[str, nn.Module]
 ) -> Block:
     pieces = group.core + group.tail
     module = extract(traced, pieces, f"Block{index}")
@@ -311,16 +311,14 @@ def _block(
     if len(in_shape) == 4 and len(core_out) == 4 and core_out[-1]:
         stride = max(1, in_shape[-1] // core_out[-1])
     paths = [str(n.target) for p in pieces for n in p.nodes if n.op == "call_module"]
-    anchor_paths = [str(n.target) for p in group.anchor_pieces for n in p.nodes
-                    if n.op == "call_module"]
+    anchor_paths = _anchor_paths(group)
     block = Block(
         index=index, name=_block_name(group, anchor_paths, traced) or f"block{index}",
         kind=kind, module=module, tail=tail, module_paths=paths,
         in_shape=in_shape, out_shape=out_shape, stride=stride,
     )
-    modules = traced.modules
     if kind == "bottleneck":
-        convs = main_branch_convs(group.anchor_pieces[0], traced.graph, modules)
+        convs = main_branch_convs(group.anchor_pieces[0], traced.graph)
         block.mid_channels = _shape(convs[0])[1]
     if kind == "dense":
         convs = [n for p in group.anchor_pieces for n in p.nodes if p.roles[n] == "conv"]

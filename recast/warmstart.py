@@ -3,8 +3,9 @@
 For conv->conv and basic->basic, the target keeps the teacher's output
 channels whose filters have the largest L1 norm (Li et al., "Pruning Filters
 for Efficient ConvNets"), and the input channels the previous block kept.
-Measured on CIFAR-10 this keeps the partly recast network's accuracy near the
-teacher's after every step instead of dropping it to chance.
+In benchmarks/vgg16-conv-fast.md the partly recast network stays at 75-83%
+after every step (teacher 82.98%); the random-init comparison is still to be
+measured here (issue 4).
 """
 
 import torch

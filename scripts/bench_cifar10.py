@@ -176,7 +176,8 @@ def main() -> None:
         plan = make_plan(walk(teacher, (1, 3, 32, 32)), spec["target"], spec["width"])
         example = torch.randn(1, 3, 32, 32)
         t_cost, _ = count_costs(teacher, example)
-        s_cost, _ = count_costs(plan.build_student(), example)
+        student = plan.build_student()
+        s_cost, _ = count_costs(student, example)
         entry = _entry(results, name)
         entry.update({
             "name": name, "kind": spec["kind"], "command": command, "commit": commit(),
@@ -189,8 +190,8 @@ def main() -> None:
                         "latency_ms": {"batch1": round(measure_latency_ms(teacher, example.shape, 1), 3),
                                        "batch64": round(measure_latency_ms(teacher, example.shape, 64), 3)}},
             "student": {"params": s_cost.params, "mults": s_cost.mults,
-                        "latency_ms": {"batch1": round(measure_latency_ms(plan.build_student(), example.shape, 1), 3),
-                                       "batch64": round(measure_latency_ms(plan.build_student(), example.shape, 64), 3)}},
+                        "latency_ms": {"batch1": round(measure_latency_ms(student, example.shape, 1), 3),
+                                       "batch64": round(measure_latency_ms(student, example.shape, 64), 3)}},
         })
         entry.setdefault("runs", {})
         for seed in seeds:
