@@ -205,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="warm start target blocks from the teacher's channels, or not")
     job.add_argument("--freeze-prefix", action="store_true",
                      help="train only block i and i+1 at step i")
+    job.add_argument("--block-training", choices=["sequential", "local"],
+                     help="sequential: one block after another through the prefix (the "
+                     "authors'); local: all target blocks in one pass, each on its own input")
+    job.add_argument("--finetune-loss", choices=["mse-ce", "kd"],
+                     help="mse-ce: logit MSE + CE (the authors'); kd: Hinton KD")
+    job.add_argument("--finetune-optimizer", choices=["adam", "sgd"])
+    job.add_argument("--finetune-lr", type=float)
     job.add_argument("--teacher-epochs", type=float, help="when training the teacher")
     job.add_argument("--teacher-lr", type=float)
     job.add_argument("--out", help="run folder (default runs/MODEL-TARGET-TIME)")

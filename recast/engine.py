@@ -1,5 +1,8 @@
 """Sequential recasting, as the paper's authors run it, plus our options.
 
+``block_training="local"`` replaces the sequential steps with one pass that
+trains every target block at once (recast/local.py).
+
 For each recastable block i, in order from the input: a fresh target block
 replaces it, the block after it is rebuilt to read the new width (dimension
 mismatch), and both (with the prefix, unless frozen) learn to reproduce the
@@ -20,11 +23,12 @@ from torch import Tensor, nn
 from blocks import build_block
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
+from recast.local import train_local
 from recast.losses import hinton_kd, logit_mse_ce
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
-from recast.warmstart import warm_start
+from recast.warmstart import warm_start, warm_student
 
 
 @dataclass
@@ -48,6 +52,9 @@ class RecastConfig:
     finetune_weight_decay: float | None = None
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
+    # sequential (the authors': one block after another) | local (all at once,
+    # each block on its own input; epochs_per_block is then the pass's length)
+    block_training: str = "sequential"
 
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
@@ -78,6 +85,7 @@ class StepRecord:
     seconds: float
     images: int
     warm_start: bool
+    together: bool = False  # trained in one joint pass: seconds and images are the pass's
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +98,7 @@ class RecastOutcome:
     finetune: dict[str, float] = field(default_factory=dict)
     accuracy: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
+    images: int = 0  # training images seen by the student: the budget's unit
 
 
 class Recaster:
@@ -113,6 +122,12 @@ class Recaster:
     def run(self, train_loader, test_loader) -> RecastOutcome:
         outcome = RecastOutcome(nn.Sequential())
         steps = self.plan.recast_steps()
+        if self.config.block_training == "local":
+            steps = []
+            outcome.steps = self.recast_all_at_once(train_loader, test_loader)
+        elif self.config.block_training != "sequential":
+            raise RecastError(f"unknown block training {self.config.block_training!r}; use "
+                              f"sequential or local")
         for number, step in enumerate(steps):
             self.progress.log(f"step {number + 1}/{len(steps)}: {step.block.name} "
                               f"({step.block.kind} -> {step.target}, "
@@ -125,7 +140,32 @@ class Recaster:
         outcome.accuracy = finished if finished is not None else evaluate(
             outcome.student, test_loader, self.device)
         outcome.curve = self.curve
+        outcome.images = self.images
         return outcome
+
+    # all blocks at once -------------------------------------------------------
+    def recast_all_at_once(self, train_loader, test_loader) -> list[StepRecord]:
+        started = time.perf_counter()
+        blocks, kept = warm_student(self.plan, self.config.init)
+        self.student = nn.ModuleList(blocks).to(self.device)
+        self.progress.log(f"all {len(self.plan.recast_steps())} target blocks at once, each "
+                          f"on its own input")
+        result = train_local(self.plan, self.teacher, self.student, kept, train_loader,
+                             self.config.block_schedule(), self.device, self.progress)
+        accuracy = evaluate(nn.Sequential(*self.student), test_loader, self.device)
+        self.images += int(result["images"])
+        self.curve.append({"images": self.images, "accuracy": round(accuracy, 2),
+                           "phase": "after all blocks at once"})
+        self.progress.log(f"  after all blocks at once: test accuracy {accuracy:.2f}%")
+        seconds = time.perf_counter() - started
+        block_mse = result["block_mse"]
+        return [StepRecord(step.block.index, step.block.name, step.block.kind, step.target,
+                           step.block.index, block_mse.get(step.block.index, float("nan")),
+                           accuracy, seconds, int(result["images"]),
+                           self.config.init == "teacher" and step.target == step.block.kind
+                           and kept[step.block.index] is not None,
+                           together=True)
+                for step in self.plan.recast_steps()]
 
     # one step -----------------------------------------------------------------
     def recast_step(self, index: int, train_loader, test_loader) -> StepRecord:

@@ -53,7 +53,8 @@ def _prepare_out(path: Path) -> Path:
 def recast_config(args: argparse.Namespace) -> RecastConfig:
     settings = dict(PRESETS[args.preset])
     for name in ("epochs_per_block", "finetune_epochs", "lr", "batch_size", "optimizer",
-                 "scheduler", "init"):
+                 "scheduler", "init", "block_training", "finetune_loss",
+                 "finetune_optimizer", "finetune_lr"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value

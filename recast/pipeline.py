@@ -104,8 +104,11 @@ def recast(
         entry["step"] = {"final_mse": round(record.final_mse, 5),
                          "accuracy_after": round(record.accuracy, 2),
                          "seconds": round(record.seconds, 1), "images": record.images,
-                         "loss_at_block": record.loss_at, "warm_start": record.warm_start}
+                         "loss_at_block": record.loss_at, "warm_start": record.warm_start,
+                         "joint_pass": record.together}
     report["finetune"] = {k: round(float(v), 4) for k, v in outcome.finetune.items()}
+    report["images_seen"] = outcome.images
+    report["block_training"] = config.block_training
     report["recast_seconds"] = round(time.perf_counter() - started, 1)
     report["device"] = str(run_device)
     return RecastResult(student, plan, report, config)
@@ -141,6 +144,10 @@ def run_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {block['index']} | {block['name']} | {block['kind']} -> "
                          f"{block['target']} | {step['final_mse']} | {step['accuracy_after']} "
                          f"| {step['seconds']} | {'yes' if step['warm_start'] else 'no'} |")
+    if report.get("block_training") == "local":
+        lines += ["", "All target blocks were trained in one joint pass (`--block-training "
+                  "local`): accuracy, wall time and images are that pass's, shared by "
+                  "every block."]
     ft = report.get("finetune", {})
     lines += ["", f"Fine-tune: final loss {ft.get('loss', '-')}, {ft.get('images', '-')} "
               f"images, {ft.get('seconds', '-')} s."]

@@ -107,3 +107,35 @@ def warm_start(source: fx.GraphModule, target: nn.Module, in_idx: Tensor,
         out = torch.arange(block.conv2.out_channels) if keep_outputs else None
         return warm_basic(source, block, in_idx, out)
     return None
+
+
+def warm_student(plan, init: str = "teacher") -> tuple[list[nn.Module], list[Tensor | None]]:
+    """Every block of ``plan``'s student at once, warm-started where it can be.
+
+    Returns the blocks and, per block, the teacher channels its output holds
+    (None where the output is not a subset of the teacher's channels).
+    """
+    from recast.adapt import adapt_input
+
+    blocks: list[nn.Module] = []
+    kept: list[Tensor | None] = []
+    previous: Tensor | None = None
+    for index, step in enumerate(plan.steps):
+        block = step.block
+        in_idx = previous if previous is not None else torch.arange(block.in_channels)
+        warm = init == "teacher" and (previous is not None or step.in_channels == block.in_channels)
+        if step.recast:
+            module = plan.build_block(index)
+            out = warm_start(block.module, module, in_idx) \
+                if warm and step.target == block.kind else None
+        else:
+            module = adapt_input(block.module, block.in_shape, step.in_channels,
+                                 in_idx if warm and step.in_channels != block.in_channels else None)
+            out = torch.arange(step.out_channels) if step.out_channels == block.out_channels \
+                else None
+        blocks.append(module)
+        if out is None and step.out_channels == block.out_channels:
+            out = torch.arange(step.out_channels)
+        kept.append(out)
+        previous = out
+    return blocks, kept
