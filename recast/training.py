@@ -69,6 +69,17 @@ def cycle(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Ten
         yield from loader
 
 
+def fast_layout(x: Tensor, device: torch.device) -> Tensor:
+    """Images in channels_last on the CPU: oneDNN convolutions run 1.2-1.4x faster.
+
+    Measured in benchmarks/speed.md; on CUDA without mixed precision it does
+    not help, so tensors stay as they are there.
+    """
+    if device.type == "cpu" and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def run_batches(
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     params: list[nn.Parameter],
@@ -86,13 +97,15 @@ def run_batches(
     total = batches_for(schedule.epochs, len(loader))
     if total == 0 or not params:
         return {"loss": float("nan"), "images": 0, "seconds": 0.0}
+    for p in params:
+        p.data = fast_layout(p.data, device)  # conv weights, same values
     opt, lr_schedule = make_optimizer(params, schedule, total, len(loader))
     start = time.perf_counter()
     images, recent = 0, deque(maxlen=len(loader))
     bar = progress.bar(total, label)
     for step, (x, y) in zip(range(total), cycle(loader)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss = loss_fn(x, y)
+        loss = loss_fn(fast_layout(x, device), y)
         if not torch.isfinite(loss):
             raise RecastError(f"{label}: the loss became {loss.item()} at batch {step}; "
                               f"lower the learning rate (--lr)")
@@ -118,7 +131,7 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> float:
     model.eval()
     correct = total = 0
     for x, y in loader:
-        logits = model(x.to(device))
+        logits = model(fast_layout(x.to(device), device))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
     model.train(was_training)
