@@ -285,10 +285,37 @@ def _write(entry: dict, main_variant: str, out: Path) -> None:
         stored["runs"] = runs
         _summarise(stored, main_variant)
         path.write_text(json.dumps(results, indent=1))
-        out.with_suffix(".md").write_text(markdown(results))
+        out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out)))
 
 
-def markdown(results: dict) -> str:
+def plot_curves(results: dict, out: Path) -> dict[str, str]:
+    """Accuracy vs images seen, one PNG per pair (needs matplotlib: the bench extra)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    files = {}
+    for entry in results["pairs"]:
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        for key, by_seed in sorted(entry.get("runs", {}).items()):
+            curve = next(iter(by_seed.values())).get("curve", [])
+            axes.plot([p["images"] / 1000 for p in curve], [p["accuracy"] for p in curve],
+                      marker=".", label=key)
+        axes.axhline(entry["teacher"]["accuracy"], color="black", linestyle="--",
+                     label="teacher")
+        axes.set(xlabel="training images seen (thousands)", ylabel="test accuracy (%)",
+                 title=f"{entry['name']}: accuracy vs images seen (seed 0)", ylim=(40, None))
+        axes.legend(fontsize=8)
+        path = out.with_name(f"{out.name}-{entry['name']}.png")
+        figure.savefig(path, dpi=90, bbox_inches="tight")
+        plt.close(figure)
+        files[entry["name"]] = path.name
+    return files
+
+
+def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
     lines = ["# CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget", "",
              "Accuracies on the 10k test images of ../shared/data/cifar10 (lossy JPEG "
              "origin: compare methods, do not quote as standard CIFAR-10). Budget = "
@@ -313,6 +340,8 @@ def markdown(results: dict) -> str:
                          f"{m['images_seen']:,} | {m['wall_s']} | "
                          f"{m['accuracy'] - t['accuracy']:+.2f} |")
         lines += ["", "Accuracy vs images seen (seed 0):", ""]
+        if plots and entry["name"] in plots:
+            lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
         for key, by_seed in entry.get("runs", {}).items():
             run = next(iter(by_seed.values()))
             points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
