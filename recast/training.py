@@ -126,15 +126,20 @@ def run_batches(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device) -> float:
-    """Top-1 accuracy in percent."""
-    was_training = model.training
+    """Top-1 accuracy in percent; every submodule keeps its own train/eval mode.
+
+    (Restoring only the top module's mode would put a frozen teacher inside a
+    wrapper into train mode, and its batch norms would drift.)
+    """
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     correct = total = 0
     for x, y in loader:
         logits = model(fast_layout(x.to(device), device))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
-    model.train(was_training)
+    for module, mode in modes:
+        module.training = mode
     return 100.0 * correct / max(1, total)
 
 

@@ -104,3 +104,22 @@ def test_unknown_block_training_is_a_clear_error(vgg_teacher, loaders) -> None:
     config = RecastConfig(block_training="parallel")
     with pytest.raises(RecastError, match="sequential or local"):
         Recaster(_plan(vgg_teacher), config, torch.device("cpu")).run(*loaders)
+
+
+def test_evaluate_leaves_a_frozen_teacher_in_eval_mode(vgg_teacher, loaders) -> None:
+    from recast.training import evaluate
+
+    frozen = nn.Sequential(copy.deepcopy(vgg_teacher).eval())
+    wrapper = nn.Sequential(frozen).train()
+    frozen.eval()
+    evaluate(wrapper, loaders[1], torch.device("cpu"))
+    assert wrapper.training and not any(m.training for m in frozen.modules())
+
+
+def test_sequential_recast_keeps_the_teacher_in_eval_mode(vgg_teacher, loaders) -> None:
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.05)
+    recaster = Recaster(_plan(vgg_teacher), config, torch.device("cpu"))
+    before = copy.deepcopy(recaster.teacher.state_dict())
+    recaster.run(*loaders)
+    assert not any(m.training for m in recaster.teacher.modules())
+    assert all(torch.equal(v, recaster.teacher.state_dict()[k]) for k, v in before.items())
