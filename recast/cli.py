@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--teacher-epochs", type=float, help="when training the teacher")
     job.add_argument("--teacher-lr", type=float)
     job.add_argument("--out", help="run folder (default runs/MODEL-TARGET-TIME)")
+    job.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run in --out from its last checkpoint")
+    job.add_argument("--force", action="store_true",
+                     help="start over in an --out that holds a run (replaces its run files)")
     job.set_defaults(func=_run)
     train = sub.add_parser("train", help="train a teacher and save its state dict")
     add_model_args(train, model_optional=True)

@@ -186,8 +186,14 @@ def _load_npz_dir(root: Path, source: str, dataset: str | None) -> Data:
 
 
 def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None) -> Data:
-    if len(train) == 0 or len(test) == 0:
-        raise RecastError(f"{source}: the training or test set is empty")
+    for name, images in (("training", train), ("test", test)):
+        if len(images) == 0:
+            raise RecastError(f"{source}: the {name} set has 0 images; give it at least one "
+                              f"(or use --limit-train/--limit-test on a larger set)")
+    low = int(min(train.labels.min(), test.labels.min()))
+    if low < 0:
+        raise RecastError(f"{source}: labels must be integers 0..N-1, found {low}; renumber "
+                          f"the labels")
     classes = int(max(train.labels.max(), test.labels.max())) + 1
     if dataset in CIFAR_STATS:
         mean, std = CIFAR_STATS[dataset]
@@ -218,7 +224,11 @@ def _load_image_folder(root: Path) -> Data:
     from torchvision import datasets, transforms
 
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    train_set = datasets.ImageFolder(str(root / "train"))
+    try:
+        train_set = datasets.ImageFolder(str(root / "train"))
+    except FileNotFoundError as exc:
+        raise RecastError(f"{root / 'train'} has no class folders with images; put images in "
+                          f"train/CLASS/*.png and test/CLASS/*.png") from exc
     if len(train_set) == 0:
         raise RecastError(f"{root / 'train'} holds no images")
     first, _ = train_set[0]
@@ -227,7 +237,11 @@ def _load_image_folder(root: Path) -> Data:
                                     transforms.PILToTensor()])
 
     def load(folder: Path) -> ImageSet:
-        items = datasets.ImageFolder(str(folder), transform=to_tensor)
+        try:
+            items = datasets.ImageFolder(str(folder), transform=to_tensor)
+        except FileNotFoundError as exc:
+            raise RecastError(f"{folder} has no class folders with images; use the same "
+                              f"CLASS/ folders as train/") from exc
         if items.classes != train_set.classes:
             raise RecastError(f"{folder} has classes {items.classes[:5]}... but train/ "
                               f"has {train_set.classes[:5]}...; use the same class folders")

@@ -13,8 +13,8 @@ MSE(teacher logits) + CE(labels).
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from blocks import build_block
 from recast.adapt import adapt_input, output_shape
-from recast.errors import RecastError
+from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
+from recast.errors import NonFiniteLoss, RecastError
 from recast.local import train_local
 from recast.losses import hinton_kd, logit_mse_ce
 from recast.plan import Plan
@@ -105,11 +106,13 @@ class Recaster:
     """Runs the recast steps of a plan over a teacher chain."""
 
     def __init__(self, plan: Plan, config: RecastConfig, device: torch.device,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, store: CheckpointStore | None = None
+                 ) -> None:
         self.plan = plan
         self.config = config
         self.device = device
         self.progress = progress or Progress(quiet=True)
+        self.store = store  # checkpoints after every step and fine-tune pass, if given
         chain = plan.chain
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
         self.teacher.eval().requires_grad_(False)
@@ -120,20 +123,42 @@ class Recaster:
         self.curve: list[dict[str, float]] = []
 
     def run(self, train_loader, test_loader) -> RecastOutcome:
+        """Recast every block, then fine-tune; resumes from ``store``'s checkpoint."""
         outcome = RecastOutcome(nn.Sequential())
-        steps = self.plan.recast_steps()
-        if self.config.block_training == "local":
-            steps = []
-            outcome.steps = self.recast_all_at_once(train_loader, test_loader)
-        elif self.config.block_training != "sequential":
+        if self.config.block_training not in ("sequential", "local"):
             raise RecastError(f"unknown block training {self.config.block_training!r}; use "
                               f"sequential or local")
+        saved = self.store.latest() if self.store is not None else None
+        if saved is not None:
+            outcome.steps = self._restore(saved, train_loader)
+        steps = self.plan.recast_steps()
+        if self.config.block_training == "local":
+            if saved is None:
+                outcome.steps = self.recast_all_at_once(train_loader, test_loader)
+                self._checkpoint("steps", outcome.steps, train_loader)
+            steps = []
+        overall = self.progress.overall(len(steps), "recast steps") if steps else None
         for number, step in enumerate(steps):
+            if number < len(outcome.steps):
+                continue  # done before the resume
+            if overall is not None:
+                overall.n = number
+                overall.refresh()
             self.progress.log(f"step {number + 1}/{len(steps)}: {step.block.name} "
                               f"({step.block.kind} -> {step.target}, "
                               f"{step.block.out_channels} -> {step.out_channels} channels)")
-            outcome.steps.append(self.recast_step(step.block.index, train_loader, test_loader))
-        outcome.finetune = self.finetune(train_loader, test_loader)
+            outcome.steps.append(self._retrying(
+                f"step {number + 1} ({step.block.name})", "lr", train_loader,
+                lambda: self.recast_step(step.block.index, train_loader, test_loader)))
+            self._checkpoint("steps", outcome.steps, train_loader)
+        if overall is not None:
+            overall.close()
+        resume = saved.get("finetune") if saved is not None else None
+        if resume is not None:
+            resume = dict(resume, optimizer=self.store.optimizer(saved))
+        outcome.finetune = self._retrying(
+            "the fine-tune", "finetune_lr", train_loader,
+            lambda: self.finetune(train_loader, test_loader, outcome.steps, resume))
         outcome.student = nn.Sequential(*self.student)
         # the fine-tune's last curve point already evaluated the finished student
         finished = outcome.finetune.get("final_accuracy")
@@ -172,15 +197,7 @@ class Recaster:
         started = time.perf_counter()
         plan_step = self.plan.steps[index]
         block = plan_step.block
-        target = self.plan.build_block(index)
-        warm = False
-        if self.config.init == "teacher" and block.kind == plan_step.target:
-            kept = warm_start(block.module, target, self._input_channels(index))
-            if kept is not None:
-                self.kept[index] = kept
-                warm = True
-        self.student[index] = target.to(self.device)
-        last = self._rebuild_after(index, plan_step.out_channels)
+        warm, last = self._install(index)
         first_trained = index if self.config.freeze_prefix else 0
         params = [p for b in self.student[first_trained:last + 1] for p in b.parameters()]
 
@@ -202,6 +219,83 @@ class Recaster:
         return StepRecord(index, block.name, block.kind, plan_step.target, last,
                           result["loss"], accuracy, time.perf_counter() - started,
                           int(result["images"]), warm)
+
+    def _install(self, index: int) -> tuple[bool, int]:
+        """Put block ``index``'s target (warm-started if it can be) into the student.
+
+        Returns whether it was warm-started and the last block rebuilt after it.
+        """
+        plan_step = self.plan.steps[index]
+        block = plan_step.block
+        target = self.plan.build_block(index)
+        warm = False
+        if self.config.init == "teacher" and block.kind == plan_step.target:
+            kept = warm_start(block.module, target, self._input_channels(index))
+            if kept is not None:
+                self.kept[index] = kept
+                warm = True
+        self.student[index] = target.to(self.device)
+        return warm, self._rebuild_after(index, plan_step.out_channels)
+
+    def _retrying(self, phase: str, rate: str, train_loader, run: Callable[[], Any]) -> Any:
+        """Run a phase; on a NaN/inf loss rerun it once from its start at 1/10 the rate."""
+        saved = (copy.deepcopy(self.student), copy.deepcopy(self.kept), self.images,
+                 list(self.curve), rng_state(getattr(train_loader, "generator", None)))
+        try:
+            return run()
+        except NonFiniteLoss as first:
+            config = self.config
+            old = getattr(config, rate) or config.lr
+            self.student, self.kept, self.images, self.curve = (
+                saved[0], saved[1], saved[2], saved[3])
+            set_rng_state(saved[4], getattr(train_loader, "generator", None))
+            self.progress.log(f"{phase}: {first}; retrying it from its start at learning "
+                              f"rate {old / 10:.2e}")
+            self.config = replace(config, **{rate: old / 10})
+            try:
+                return run()
+            except NonFiniteLoss as again:
+                raise RecastError(f"{phase}: the loss stayed non-finite at learning rate "
+                                  f"{old:.2e} and {old / 10:.2e} ({again}); lower it "
+                                  f"further (--lr, --finetune-lr) or check the data for "
+                                  f"NaN values") from again
+            finally:
+                self.config = config
+
+    # checkpoints --------------------------------------------------------------
+    def _checkpoint(self, phase: str, steps: list[StepRecord], train_loader,
+                    finetune: dict[str, Any] | None = None) -> None:
+        if self.store is None:
+            return
+        state = {"phase": phase, "steps": [s.to_json() for s in steps],
+                 "images": self.images, "curve": self.curve,
+                 "rng": rng_state(getattr(train_loader, "generator", None))}
+        optimizer = None
+        if finetune is not None:
+            optimizer = finetune.pop("optimizer")
+            state["finetune"] = finetune
+        self.store.save(state, self.student, optimizer)
+
+    def _restore(self, saved: dict[str, Any], train_loader) -> list[StepRecord]:
+        """Rebuild the student as the checkpoint left it and load its weights."""
+        steps = [StepRecord(**record) for record in saved["steps"]]
+        if self.config.block_training == "local":
+            blocks, _ = warm_student(self.plan, self.config.init)
+            self.student = nn.ModuleList(blocks).to(self.device)
+        else:
+            for record in steps:
+                self._install(record.index)
+        try:
+            self.student.load_state_dict(self.store.weights(saved))
+        except RuntimeError as exc:
+            raise RecastError(f"the checkpoint in {self.store.folder} does not fit this run's "
+                              f"student ({str(exc).splitlines()[0][:100]}); start again with "
+                              f"--force") from exc
+        self.images, self.curve = saved["images"], saved["curve"]
+        set_rng_state(saved["rng"], getattr(train_loader, "generator", None))
+        self.progress.log(f"resuming after {len(steps)} recast step(s)"
+                          f"{' and part of the fine-tune' if 'finetune' in saved else ''}")
+        return steps
 
     def _input_channels(self, index: int) -> Tensor:
         """Teacher channels the input of block ``index`` holds, in order."""
@@ -252,7 +346,9 @@ class Recaster:
         return x
 
     # fine-tune ----------------------------------------------------------------
-    def finetune(self, train_loader, test_loader=None) -> dict[str, float]:
+    def finetune(self, train_loader, test_loader=None, steps: list[StepRecord] | None = None,
+                 resume: dict[str, Any] | None = None) -> dict[str, float]:
+        """The whole student on the fine-tune loss; checkpoints after every pass."""
         student = nn.Sequential(*self.student).train()
         teacher = nn.Sequential(*self.teacher)
         config = self.config
@@ -271,7 +367,7 @@ class Recaster:
                 expected = teacher(x)
             return combine(student(x), expected, y)
 
-        start_images = self.images
+        start_images = resume["start_images"] if resume else self.images
         accuracies: list[float] = []
 
         def record(images: int) -> None:
@@ -279,11 +375,18 @@ class Recaster:
             self.curve.append({"images": start_images + images, "phase": "fine-tune",
                                "accuracy": round(accuracies[-1], 2)})
 
+        def checkpoint(position: dict[str, Any]) -> None:
+            self.images = start_images + position["images"]
+            self._checkpoint("finetune", steps or [], train_loader,
+                             dict(position, start_images=start_images))
+
         self.progress.log(f"fine-tune: {label}")
         result = run_batches(loss_fn, list(student.parameters()), train_loader,
                              config.finetune_schedule(), self.device, self.progress,
-                             "fine-tune", on_epoch=record if test_loader is not None else None)
-        self.images += int(result["images"])
+                             "fine-tune", on_epoch=record if test_loader is not None else None,
+                             checkpoint=checkpoint if self.store is not None else None,
+                             resume=resume)
+        self.images = start_images + int(result["images"])
         student.eval()
         if accuracies:
             result["final_accuracy"] = accuracies[-1]

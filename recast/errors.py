@@ -11,3 +11,7 @@ class WalkError(RecastError):
 
 class PlanError(RecastError):
     """The requested recast cannot be built for these blocks."""
+
+
+class NonFiniteLoss(RecastError):
+    """The loss became NaN or infinite: the phase is retried at a lower rate."""

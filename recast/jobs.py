@@ -2,18 +2,22 @@
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from recast.datasets import BatchLoader, Data, load_data
+from recast.checkpoint import rng_state, set_rng_state
 from recast.engine import RecastConfig
 from recast.errors import RecastError
 from recast.pipeline import PRESETS, recast
+from recast.plan import make_plan
+from recast.walker import walk
 from recast.progress import Progress
 from recast.serialize import load_student
-from recast.files import atomic_save_weights
+from recast.files import atomic_save_weights, atomic_write_text
 from recast.teacher import TEACHER_PRESETS, load_teacher, train_teacher
 from recast.training import evaluate, pick_device
 
@@ -35,10 +39,33 @@ def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, Batch
             BatchLoader(data.test, data.mean, data.std, 256, train=False))
 
 
-def _prepare_out(path: Path) -> Path:
-    if path.exists() and any(path.iterdir()):
-        raise RecastError(f"--out {path} already holds files; choose a new folder so "
-                          f"nothing is overwritten")
+# what a recast run writes into its folder: --force removes these and nothing else
+RUN_FILES = ("run-args.json", "teacher.safetensors", "teacher-state.json", "student.safetensors",
+             "student.json", "report.json", "report.md", "config.json")
+RUN_ARGS = "run-args.json"
+
+
+def _prepare_out(path: Path, resume: bool = False, force: bool = False) -> Path:
+    """A folder for a new run, or the run to resume; never overwrites silently."""
+    if path.exists() and not path.is_dir():
+        raise RecastError(f"--out {path} is a file, not a folder; choose a new folder name")
+    holds_files = path.exists() and any(path.iterdir())
+    if resume:
+        if not (path / RUN_ARGS).is_file():
+            raise RecastError(f"--resume: {path} holds no recast run to resume; drop --resume "
+                              f"or give the folder of an interrupted run")
+        if (path / "report.json").is_file():
+            raise RecastError(f"--resume: the run in {path} has already finished "
+                              f"(report.md is there); nothing to resume")
+        return path
+    if holds_files and force:
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+        shutil.rmtree(path / "checkpoint", ignore_errors=True)
+    elif holds_files:
+        raise RecastError(f"--out {path} already holds files; add --resume to continue the "
+                          f"run there, --force to start it over (replaces its run files), or "
+                          f"choose a new folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -48,6 +75,20 @@ def _prepare_out(path: Path) -> Path:
         raise RecastError(f"--out {path} is not writable ({exc.strerror}); choose another "
                           f"folder") from exc
     return path
+
+
+def _saved_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    """On --resume the run's own settings win; only how it is shown may change."""
+    saved = json.loads((out / RUN_ARGS).read_text())
+    for name in ("quiet", "debug", "device", "resume", "force"):
+        saved[name] = getattr(args, name, None)
+    return argparse.Namespace(**saved, func=args.func)
+
+
+def _write_args(args: argparse.Namespace, out: Path) -> None:
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("func", "resume", "force", "debug")}
+    atomic_write_text(out / RUN_ARGS, json.dumps(settings, indent=2))
 
 
 def recast_config(args: argparse.Namespace) -> RecastConfig:
@@ -64,20 +105,44 @@ def recast_config(args: argparse.Namespace) -> RecastConfig:
 
 
 def run_recast(args: argparse.Namespace, widths) -> None:
-    progress = Progress(quiet=args.quiet)
-    torch.manual_seed(args.seed)
-    data = _data(args)
+    resume = getattr(args, "resume", False)
+    if resume and not args.out:
+        raise RecastError("--resume needs --out DIR: the folder of the run to continue")
     name = args.model or Path(args.model_file.split(":")[0]).stem
     out = Path(args.out or f"runs/{name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = _prepare_out(out)
+    if resume:
+        out = _prepare_out(out, resume=True)
+        args = _saved_args(args, out)
+        widths = args.widths_parsed
+    progress = Progress(quiet=args.quiet)
+    if resume:
+        progress.log(f"resuming the run in {out} with its saved settings")
+    torch.manual_seed(args.seed)
+    data = _data(args)
     teacher = _teacher_model(args, data)
     config = recast_config(args)
+    shape = (1, data.in_channels, data.image_size, data.image_size)
+    make_plan(walk(teacher, shape), args.target, widths)  # a bad plan fails before training
+    if args.teacher:
+        load_teacher(teacher, args.teacher)
+    if not resume:
+        out = _prepare_out(out, force=getattr(args, "force", False))
+        args.widths_parsed = widths
+        if args.method == "recast":
+            _write_args(args, out)
     train_loader, test_loader = _loaders(data, config.batch_size, args.seed)
     device = pick_device(args.device)
     teacher_info: dict = {"source": args.teacher}
     teacher_accuracy = None
+    teacher_state = out / "teacher-state.json"
     if args.teacher:
-        load_teacher(teacher, args.teacher)
+        teacher_info = {"source": args.teacher}  # loaded above
+    elif resume and teacher_state.is_file():
+        load_teacher(teacher, out / "teacher.safetensors")
+        saved = json.loads(teacher_state.read_text())
+        teacher_info, teacher_accuracy = saved["info"], saved["info"]["accuracy"]
+        set_rng_state(saved["rng"], train_loader.generator)
+        progress.log(f"teacher: the one this run trained ({teacher_accuracy}%)")
     else:
         epochs, lr = TEACHER_PRESETS[args.preset]
         epochs = args.teacher_epochs if args.teacher_epochs is not None else epochs
@@ -90,11 +155,17 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                         "seconds": round(result["seconds"], 1),
                         "accuracy": round(result["accuracy"], 2)}
         teacher_accuracy = result["accuracy"]
+        # where the data order and RNG stood: a resumed run continues from here
+        atomic_write_text(teacher_state, json.dumps(
+            {"info": teacher_info, "rng": rng_state(train_loader.generator)}))
     teacher.cpu().eval()
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     progress.log(f"teacher accuracy {teacher_accuracy:.2f}% on {len(data.test)} test images")
     if args.method != "recast":
+        if resume:
+            raise RecastError("--resume continues recast runs; a --method baseline starts "
+                              "again with --force")
         _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out,
                       (train_loader, test_loader), device, progress, name)
         return
@@ -102,7 +173,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                     test_loader=test_loader,
                     input_shape=(1, data.in_channels, data.image_size, data.image_size),
                     config=config, device=args.device, progress=progress,
-                    teacher_accuracy=teacher_accuracy)
+                    teacher_accuracy=teacher_accuracy, checkpoints=out / "checkpoint")
     result.report["model"] = name
     result.report["num_classes"] = data.num_classes
     result.report["data"] = {"source": data.source, "train": len(data.train),
@@ -113,6 +184,9 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                     "data": result.report["data"], "normalisation": {
                         "mean": data.mean, "std": data.std}}
     result.save(out)
+    # the student is saved now: what only a resume needed goes
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    (out / "teacher-state.json").unlink(missing_ok=True)
     report = result.report
     print(f"teacher {report['teacher']['accuracy']}% -> student "
           f"{report['student']['accuracy']}% | params {report['ratio']['params']}x fewer, "
@@ -124,9 +198,7 @@ def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, lo
     """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
     from recast.baselines import fresh_student, train_student
     from recast.pipeline import RecastResult
-    from recast.plan import make_plan
     from recast.report import compression_report
-    from recast.walker import walk
 
     shape = (1, data.in_channels, data.image_size, data.image_size)
     plan = make_plan(walk(teacher, shape), args.target, widths)
@@ -158,6 +230,13 @@ def run_train(args: argparse.Namespace) -> None:
     out = Path(args.out or f"{args.model or 'model'}-teacher.safetensors")
     if out.exists():
         raise RecastError(f"--out {out} exists; choose a new file name")
+    try:  # find out now, not after the training, that the file cannot be written
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_name(out.name + ".tmp").write_bytes(b"")
+        out.with_name(out.name + ".tmp").unlink()
+    except OSError as exc:
+        raise RecastError(f"--out {out} cannot be written ({exc.strerror}); choose another "
+                          f"path") from exc
     train_loader, test_loader = _loaders(data, args.batch_size, args.seed)
     epochs, lr = TEACHER_PRESETS["fast"]
     result = train_teacher(model, train_loader, test_loader, args.epochs or epochs,

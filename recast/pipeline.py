@@ -15,9 +15,11 @@ import torch
 import torchvision
 from torch import nn
 
+from recast.checkpoint import CheckpointStore
 from recast.engine import RecastConfig, Recaster
 from recast.files import atomic_write_text
 from recast.plan import Plan, make_plan
+from recast.plots import write_plots, write_tensorboard
 from recast.progress import Progress
 from recast.report import compression_report, human, report_markdown
 from recast.serialize import save_student
@@ -54,6 +56,8 @@ class RecastResult:
         save_student(self.student.cpu(), [s.spec for s in self.plan.steps], folder,
                      {"input_shape": self.report["input_shape"],
                       "num_classes": self.report.get("num_classes")})
+        self.report["plots"] = write_plots(self.report, folder)
+        self.report["tensorboard"] = write_tensorboard(self.report, folder)
         atomic_write_text(folder / "report.json", json.dumps(self.report, indent=2))
         atomic_write_text(folder / "report.md", run_markdown(self.report))
         config = {"recast": self.config.to_json(), **self.extra, "environment": environment()}
@@ -73,12 +77,15 @@ def recast(
     device: str = "auto",
     progress: Progress | None = None,
     teacher_accuracy: float | None = None,
+    checkpoints: str | Path | None = None,
 ) -> RecastResult:
     """Recast ``teacher`` into a student of ``target`` blocks at ``width``.
 
     The loaders yield (images, labels) batches; the teacher must already be
     trained. Returns the student and a report (accuracy, params, mults, MACs,
-    latency, per-block MSE and accuracy).
+    latency, per-block MSE and accuracy). With ``checkpoints`` (a folder) the
+    run checkpoints after every step and fine-tune pass, and continues from the
+    latest checkpoint there if one exists.
     """
     config = config or RecastConfig()
     progress = progress or Progress(quiet=True)
@@ -93,7 +100,9 @@ def recast(
     plan = make_plan(chain, target, width)
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
-    outcome = Recaster(plan, config, run_device, progress).run(train_loader, test_loader)
+    store = CheckpointStore(Path(checkpoints)) if checkpoints is not None else None
+    resumed = store is not None and store.latest() is not None
+    outcome = Recaster(plan, config, run_device, progress, store).run(train_loader, test_loader)
     student = outcome.student.cpu().eval()
     report = compression_report(plan, student)
     report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
@@ -108,8 +117,10 @@ def recast(
                          "joint_pass": record.together}
     report["finetune"] = {k: round(float(v), 4) for k, v in outcome.finetune.items()}
     report["images_seen"] = outcome.images
+    report["curve"] = outcome.curve  # test accuracy vs training images seen
     report["block_training"] = config.block_training
     report["recast_seconds"] = round(time.perf_counter() - started, 1)
+    report["resumed"] = resumed  # then recast_seconds counts only the resumed part
     report["device"] = str(run_device)
     return RecastResult(student, plan, report, config)
 
@@ -151,6 +162,13 @@ def run_markdown(report: dict[str, Any]) -> str:
     ft = report.get("finetune", {})
     lines += ["", f"Fine-tune: final loss {ft.get('loss', '-')}, {ft.get('images', '-')} "
               f"images, {ft.get('seconds', '-')} s."]
+    if report.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
+    else:
+        lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
+    if report.get("tensorboard"):
+        lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
+                  f"folder."]
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,11 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "Weights only load failed" in str(exc):
+            raise RecastError(f"--teacher {path} holds objects other than tensors (possibly "
+                              f"code), refused unread; re-save it with "
+                              f"torch.save(model.state_dict(), path) or as .safetensors") \
+                from exc
         raise RecastError(f"--teacher {path} cannot be loaded safely "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
                           f"it is corrupt, truncated or holds pickled code: save a plain "
@@ -57,12 +62,28 @@ def load_teacher(model: nn.Module, path: str | Path) -> nn.Module:
             parts.append(f"unexpected {', '.join(unexpected[:3])}"
                          f"{' ...' if len(unexpected) > 3 else ''}")
         if wrong:
-            parts.append(f"shape differs for {', '.join(wrong[:3])}")
+            parts.append(", ".join(f"{k} is {list(state[k].shape)} in the file but "
+                                   f"{list(own[k].shape)} here" for k in wrong[:2]))
+            first, last = _first_and_last(model)
+            if first in wrong and state[first].dim() == 4:
+                parts.append(f"the file's model reads {state[first].shape[1]}-channel images, "
+                             f"the data has {own[first].shape[1]}")
+            if last in wrong:
+                parts.append(f"the file's model has {state[last].shape[0]} classes, the data "
+                             f"{own[last].shape[0]}")
         raise RecastError(f"--teacher {path} is not a state dict of this model "
                           f"({'; '.join(parts)}); check the model name, --teacher-width "
-                          f"and the class count")
+                          f"and that the data is the one the teacher was trained on")
     model.load_state_dict(state)
     return model
+
+
+def _first_and_last(model: nn.Module) -> tuple[str | None, str | None]:
+    """State-dict keys of the first conv's and the last linear's weight."""
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return (f"{convs[0]}.weight" if convs else None,
+            f"{linears[-1]}.weight" if linears else None)
 
 
 def train_teacher(model: nn.Module, train_loader, test_loader, epochs: float, lr: float,

@@ -8,12 +8,12 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from recast.errors import RecastError
+from recast.errors import NonFiniteLoss, RecastError
 from recast.progress import Progress
 
 
@@ -70,10 +70,11 @@ def cycle(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Ten
 
 
 def fast_layout(x: Tensor, device: torch.device) -> Tensor:
-    """Images in channels_last on the CPU: oneDNN convolutions run 1.2-1.4x faster.
+    """Images in channels_last on the CPU: oneDNN convolutions run faster.
 
     Measured in benchmarks/speed.md; on CUDA without mixed precision it does
-    not help, so tensors stay as they are there.
+    not help, so tensors stay as they are there. Weights keep their layout,
+    so a saved and reloaded student computes bit-identical logits.
     """
     if device.type == "cpu" and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
@@ -89,25 +90,35 @@ def run_batches(
     progress: Progress,
     label: str,
     on_epoch: Callable[[int], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Train ``params`` on ``loss_fn(x, y)`` for ``schedule.epochs``; mean loss out.
 
     ``on_epoch(images_seen)`` runs after every pass over the data and at the end.
+    ``checkpoint(position)`` runs after every pass but the last with what
+    ``resume`` needs to continue from there: batches and images done, optimiser
+    and scheduler state, recent losses. Passes start fresh iterations of the
+    loader, so the loader's generator state at a pass boundary fixes the rest.
     """
     total = batches_for(schedule.epochs, len(loader))
     if total == 0 or not params:
         return {"loss": float("nan"), "images": 0, "seconds": 0.0}
-    for p in params:
-        p.data = fast_layout(p.data, device)  # conv weights, same values
     opt, lr_schedule = make_optimizer(params, schedule, total, len(loader))
     start = time.perf_counter()
-    images, recent = 0, deque(maxlen=len(loader))
-    bar = progress.bar(total, label)
-    for step, (x, y) in zip(range(total), cycle(loader)):
+    done, images, recent = 0, 0, deque(maxlen=len(loader))
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        lr_schedule.load_state_dict(resume["scheduler"])
+        done, images = resume["batch"], resume["images"]
+        recent.extend(resume["recent"])
+        start -= resume["seconds"]
+    bar = progress.bar(total, label, done)
+    for step, (x, y) in zip(range(done, total), cycle(loader)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(fast_layout(x, device), y)
         if not torch.isfinite(loss):
-            raise RecastError(f"{label}: the loss became {loss.item()} at batch {step}; "
+            raise NonFiniteLoss(f"{label}: the loss became {loss.item()} at batch {step}; "
                               f"lower the learning rate (--lr)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -115,10 +126,16 @@ def run_batches(
         lr_schedule.step()
         images += len(x)
         recent.append(loss.item())
+        pass_ended = (step + 1) % len(loader) == 0
         bar.update(loss=recent[-1], lr=opt.param_groups[0]["lr"],
-                   rate=images / (time.perf_counter() - start))
-        if on_epoch is not None and ((step + 1) % len(loader) == 0 or step + 1 == total):
+                   rate=images / (time.perf_counter() - start),
+                   pass_ended=(step + 1) // len(loader) if pass_ended else 0)
+        if on_epoch is not None and (pass_ended or step + 1 == total):
             on_epoch(images)
+        if checkpoint is not None and pass_ended and step + 1 < total:
+            checkpoint({"batch": step + 1, "images": images, "optimizer": opt.state_dict(),
+                        "scheduler": lr_schedule.state_dict(), "recent": list(recent),
+                        "seconds": time.perf_counter() - start})
     bar.close()
     seconds = time.perf_counter() - start
     return {"loss": sum(recent) / len(recent), "images": images, "seconds": seconds}

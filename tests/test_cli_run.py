@@ -7,6 +7,8 @@ import pytest
 from recast.cli import run
 from tests.conftest import SMALL
 
+PICTURES = ("plots", "tensorboard")  # only with the optional extras installed
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
@@ -20,9 +22,9 @@ def run_dir(tmp_path_factory):
 
 
 def test_run_folder_holds_student_report_config_and_teacher(run_dir) -> None:
-    names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["config.json", "report.json", "report.md", "student.json",
-                     "student.safetensors", "teacher.safetensors"]
+    names = sorted(p.name for p in run_dir.iterdir() if p.name not in PICTURES)
+    assert names == ["config.json", "report.json", "report.md", "run-args.json",
+                     "student.json", "student.safetensors", "teacher.safetensors"]
 
 
 def test_report_has_accuracy_costs_latency_and_steps(run_dir) -> None:
@@ -86,3 +88,11 @@ def test_baseline_method_trains_the_same_student_for_the_same_images(
     recast_report = json.loads((run_dir / "report.json").read_text())
     assert report["student"]["params"] == recast_report["student"]["params"]
     assert abs(report["images_seen"] - 1000) < 128 and report["method"] == method
+
+
+def test_pictures_when_the_extras_are_installed(run_dir) -> None:
+    pytest.importorskip("matplotlib")
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["plots"] == ["plots/steps.png", "plots/accuracy_vs_mults.png"]
+    assert all((run_dir / p).read_bytes()[:4] == b"\x89PNG" for p in report["plots"])
+    assert "![steps](plots/steps.png)" in (run_dir / "report.md").read_text()

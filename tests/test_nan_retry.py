@@ -1,0 +1,44 @@
+"""A NaN or infinite loss reruns the phase once at a tenth of the rate, then fails clearly."""
+
+import pytest
+import torch
+
+import recast.engine
+from recast.engine import RecastConfig, Recaster
+from recast.errors import NonFiniteLoss, RecastError
+from recast.plan import make_plan
+from recast.walker import walk
+
+
+def _recaster(teacher) -> Recaster:
+    plan = make_plan(walk(teacher, (1, 3, 32, 32)), "conv", 0.5)
+    return Recaster(plan, RecastConfig(epochs_per_block=0.05, finetune_epochs=0.05, lr=1e-3),
+                    torch.device("cpu"))
+
+
+def _failing(monkeypatch, fail_at: set[int]) -> list[float]:
+    """run_batches that reports a NaN loss on the calls numbered in ``fail_at``."""
+    real, rates = recast.engine.run_batches, []
+
+    def run_batches(loss_fn, params, loader, schedule, *args, **kwargs):
+        rates.append(schedule.lr)
+        if len(rates) in fail_at:
+            raise NonFiniteLoss("the loss became nan at batch 0")
+        return real(loss_fn, params, loader, schedule, *args, **kwargs)
+
+    monkeypatch.setattr(recast.engine, "run_batches", run_batches)
+    return rates
+
+
+def test_a_nan_step_is_retried_at_a_tenth_of_the_rate(vgg_teacher, loaders,
+                                                      monkeypatch) -> None:
+    rates = _failing(monkeypatch, {2})
+    outcome = _recaster(vgg_teacher).run(*loaders)
+    assert rates[:4] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-3])  # step 2 again, then step 3
+    assert len(outcome.steps) == len(set(s.index for s in outcome.steps))
+
+
+def test_a_nan_that_repeats_fails_with_the_fix(vgg_teacher, loaders, monkeypatch) -> None:
+    _failing(monkeypatch, {1, 2})
+    with pytest.raises(RecastError, match="stayed non-finite.*lower it further"):
+        _recaster(vgg_teacher).run(*loaders)
