@@ -98,25 +98,30 @@ def test_force_starts_over_and_keeps_other_files(tmp_path, reference) -> None:
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_crash_between_checkpoint_write_and_pointer_swap(tmp_path, monkeypatch,
-                                                         reference) -> None:
-    """Killed after a checkpoint folder is written but before latest.json moves."""
+def _crash_before_pointer_swap(monkeypatch, args: list[str], out: Path, number: int) -> None:
+    """Run until checkpoint ``number`` is written but latest.json not yet moved to it."""
     import recast.checkpoint
 
-    calls = {"n": 0}
     real = recast.checkpoint.atomic_write_text
+    calls = {"n": 0}
 
-    def crash_on_fifth(path, text):
+    def crashing(path, text):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == number:
             raise SystemExit("simulated crash")
         real(path, text)
 
-    out = tmp_path / "run"
-    monkeypatch.setattr(recast.checkpoint, "atomic_write_text", crash_on_fifth)
+    monkeypatch.setattr(recast.checkpoint, "atomic_write_text", crashing)
     with pytest.raises(SystemExit):
-        run([*ARGS, "--out", str(out)])
+        run([*args, "--out", str(out)])
     monkeypatch.setattr(recast.checkpoint, "atomic_write_text", real)
+
+
+def test_crash_between_checkpoint_write_and_pointer_swap(tmp_path, monkeypatch,
+                                                         reference) -> None:
+    out = tmp_path / "run"
+    _crash_before_pointer_swap(monkeypatch, ARGS, out, 5)
+    assert (out / "checkpoint" / "ckpt-000005" / "state.json").is_file()
     assert json.loads((out / "checkpoint" / "latest.json").read_text())["checkpoint"] \
         == "ckpt-000004"
     assert run([*ARGS, "--out", str(out), "--resume"]) == 0
@@ -160,24 +165,10 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_student(tmp_path,
 
 def test_local_block_training_resumes_in_the_fine_tune(tmp_path, monkeypatch) -> None:
     """All-at-once mode: crash after the joint pass and one fine-tune pass."""
-    import recast.checkpoint
-
     args = [*ARGS, "--block-training", "local"]
     assert run([*args, "--out", str(tmp_path / "whole")]) == 0
-    real = recast.checkpoint.atomic_write_text
-    calls = {"n": 0}
-
-    def crash_on_third(path, text):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise SystemExit("simulated crash")
-        real(path, text)
-
     out = tmp_path / "run"
-    monkeypatch.setattr(recast.checkpoint, "atomic_write_text", crash_on_third)
-    with pytest.raises(SystemExit):
-        run([*args, "--out", str(out)])
-    monkeypatch.setattr(recast.checkpoint, "atomic_write_text", real)
+    _crash_before_pointer_swap(monkeypatch, args, out, 3)
     state = CheckpointStore(out / "checkpoint").latest()
     assert state["phase"] == "finetune" and state["finetune"]["batch"] == 4
     assert run([*args, "--out", str(out), "--resume"]) == 0
