@@ -173,3 +173,14 @@ def test_local_block_training_resumes_in_the_fine_tune(tmp_path, monkeypatch) ->
     assert state["phase"] == "finetune" and state["finetune"]["batch"] == 4
     assert run([*args, "--out", str(out), "--resume"]) == 0
     assert _same(_weights(out), _weights(tmp_path / "whole"))
+
+
+def test_a_damaged_checkpoint_is_named_with_the_fix(tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    _crash_before_pointer_swap(monkeypatch, ARGS, out, 3)
+    weights = out / "checkpoint" / "ckpt-000002" / "student.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    capsys.readouterr()
+    assert run([*ARGS, "--out", str(out), "--resume"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("recast: error: ") and "damaged" in last and "--force" in last
