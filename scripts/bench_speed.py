@@ -167,7 +167,11 @@ def markdown(results: dict) -> str:
              "Synthetic 32x32 batches; higher is faster. A sequential recast pushes every "
              "image of its block budget through one step; 'one image through every step' "
              "is the harmonic total, comparable with the local pass, which trains all "
-             "blocks on each image once.", ""]
+             "blocks on each image once. Each commit's rows are that code's: at e6ad37a "
+             "run_batches fed channels_last images and weights; from the resume commits on, "
+             "images only (weights kept as they are, so a reloaded student's logits are "
+             "bit-identical). Read the 1-thread rows: 2-thread timings varied by about 20% "
+             "between repeats here.", ""]
     for run in results["runs"]:
         lines += [f"## {run['model']} width {run['teacher_width']} -> {run['target']} "
                   f"at {run['width']}, {run['threads']} thread(s)", "",
