@@ -109,8 +109,9 @@ class CheckpointStore:
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
             _fsync_dir(target)
-        except OSError as exc:
-            raise RecastError(f"could not write checkpoint {target} ({exc.strerror}); the "
+        except Exception as exc:  # OSError, or safetensors' own error on a full disk
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:80]
+            raise RecastError(f"could not write checkpoint {target} ({reason}); the "
                               f"previous checkpoint is kept: free space, then rerun with "
                               f"--resume") from exc
         atomic_write_text(self.folder / "latest.json", json.dumps({"checkpoint": target.name}))

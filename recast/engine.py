@@ -156,9 +156,18 @@ class Recaster:
         resume = saved.get("finetune") if saved is not None else None
         if resume is not None:
             resume = dict(resume, optimizer=self.store.optimizer(saved))
+        pending = {"resume": resume}
+
+        def restart_finetune() -> None:
+            # the retry starts the fine-tune over at the lower rate: a saved position
+            # (and the failed attempt's checkpoints) must not bring the old rate back
+            pending["resume"] = None
+            self._checkpoint("steps", outcome.steps, train_loader)
+
         outcome.finetune = self._retrying(
             "the fine-tune", "finetune_lr", train_loader,
-            lambda: self.finetune(train_loader, test_loader, outcome.steps, resume))
+            lambda: self.finetune(train_loader, test_loader, outcome.steps, pending["resume"]),
+            restart_finetune)
         outcome.student = nn.Sequential(*self.student)
         # the fine-tune's last curve point already evaluated the finished student
         finished = outcome.finetune.get("final_accuracy")
@@ -237,7 +246,8 @@ class Recaster:
         self.student[index] = target.to(self.device)
         return warm, self._rebuild_after(index, plan_step.out_channels)
 
-    def _retrying(self, phase: str, rate: str, train_loader, run: Callable[[], Any]) -> Any:
+    def _retrying(self, phase: str, rate: str, train_loader, run: Callable[[], Any],
+                  before_retry: Callable[[], None] | None = None) -> Any:
         """Run a phase; on a NaN/inf loss rerun it once from its start at 1/10 the rate."""
         saved = (copy.deepcopy(self.student), copy.deepcopy(self.kept), self.images,
                  list(self.curve), rng_state(getattr(train_loader, "generator", None)))
@@ -252,6 +262,8 @@ class Recaster:
             self.progress.log(f"{phase}: {first}; retrying it from its start at learning "
                               f"rate {old / 10:.2e}")
             self.config = replace(config, **{rate: old / 10})
+            if before_retry is not None:
+                before_retry()
             try:
                 return run()
             except NonFiniteLoss as again:

@@ -21,7 +21,10 @@ def atomic_save_weights(module: nn.Module, path: Path) -> None:
     """``module``'s state dict as safetensors, fsynced and renamed into place."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp))
+    try:
+        save_file(state, str(tmp))
+    except Exception as exc:  # safetensors raises its own error type on I/O failure
+        raise OSError(f"cannot write {path}: {str(exc).splitlines()[0][:80]}") from exc
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

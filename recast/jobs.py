@@ -42,11 +42,17 @@ def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, Batch
 # what a recast run writes into its folder: --force removes these and nothing else
 RUN_FILES = ("run-args.json", "teacher.safetensors", "teacher-state.json", "student.safetensors",
              "student.json", "report.json", "report.md", "config.json")
+RUN_FOLDERS = ("checkpoint", "plots", "tensorboard")
 RUN_ARGS = "run-args.json"
 
 
-def _prepare_out(path: Path, resume: bool = False, force: bool = False) -> Path:
-    """A folder for a new run, or the run to resume; never overwrites silently."""
+def _prepare_out(path: Path, resume: bool = False, force: bool = False,
+                 keep: Path | None = None) -> Path:
+    """A folder for a new run, or the run to resume; never overwrites silently.
+
+    --force clears only a folder that holds a recast run, and only the run's
+    own files; ``keep`` (the --teacher file, if it lives there) stays.
+    """
     if path.exists() and not path.is_dir():
         raise RecastError(f"--out {path} is a file, not a folder; choose a new folder name")
     holds_files = path.exists() and any(path.iterdir())
@@ -59,9 +65,15 @@ def _prepare_out(path: Path, resume: bool = False, force: bool = False) -> Path:
                               f"(report.md is there); nothing to resume")
         return path
     if holds_files and force:
+        if not any((path / marker).exists() for marker in (RUN_ARGS, "report.json",
+                                                            "student.json")):
+            raise RecastError(f"--force: {path} does not hold a recast run, so nothing there "
+                              f"is replaced; choose a new folder")
         for name in RUN_FILES:
-            (path / name).unlink(missing_ok=True)
-        shutil.rmtree(path / "checkpoint", ignore_errors=True)
+            if keep is None or (path / name).resolve() != keep.resolve():
+                (path / name).unlink(missing_ok=True)
+        for folder in RUN_FOLDERS:
+            shutil.rmtree(path / folder, ignore_errors=True)
     elif holds_files:
         raise RecastError(f"--out {path} already holds files; add --resume to continue the "
                           f"run there, --force to start it over (replaces its run files), or "
@@ -79,9 +91,14 @@ def _prepare_out(path: Path, resume: bool = False, force: bool = False) -> Path:
 
 def _saved_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
     """On --resume the run's own settings win; only how it is shown may change."""
-    saved = json.loads((out / RUN_ARGS).read_text())
-    for name in ("quiet", "debug", "device", "resume", "force"):
-        saved[name] = getattr(args, name, None)
+    try:
+        saved = json.loads((out / RUN_ARGS).read_text())
+        for name in ("quiet", "debug", "device", "resume", "force"):
+            saved[name] = getattr(args, name, None)
+        saved["widths_parsed"]  # written by every run that can be resumed
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecastError(f"--resume: {out / RUN_ARGS} is damaged ({exc}); start again with "
+                          f"--force") from exc
     return argparse.Namespace(**saved, func=args.func)
 
 
@@ -108,12 +125,12 @@ def run_recast(args: argparse.Namespace, widths) -> None:
     resume = getattr(args, "resume", False)
     if resume and not args.out:
         raise RecastError("--resume needs --out DIR: the folder of the run to continue")
-    name = args.model or Path(args.model_file.split(":")[0]).stem
-    out = Path(args.out or f"runs/{name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}")
     if resume:
-        out = _prepare_out(out, resume=True)
+        out = _prepare_out(Path(args.out), resume=True)
         args = _saved_args(args, out)
         widths = args.widths_parsed
+    name = args.model or Path(args.model_file.split(":")[0]).stem
+    out = Path(args.out or f"runs/{name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = Progress(quiet=args.quiet)
     if resume:
         progress.log(f"resuming the run in {out} with its saved settings")
@@ -126,7 +143,8 @@ def run_recast(args: argparse.Namespace, widths) -> None:
     if args.teacher:
         load_teacher(teacher, args.teacher)
     if not resume:
-        out = _prepare_out(out, force=getattr(args, "force", False))
+        out = _prepare_out(out, force=getattr(args, "force", False),
+                           keep=Path(args.teacher) if args.teacher else None)
         args.widths_parsed = widths
         if args.method == "recast":
             _write_args(args, out)

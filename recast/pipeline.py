@@ -140,7 +140,8 @@ def run_markdown(report: dict[str, Any]) -> str:
         "",
         f"Accuracy drop {report.get('accuracy_drop', '-')} points at "
         f"{report['ratio']['mults']}x fewer mults; recast wall time "
-        f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}.",
+        f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}"
+        f"{' (resumed: counts only the part after the resume)' if report.get('resumed') else ''}.",
         "",
         report_markdown(report),
         "## Recast steps",

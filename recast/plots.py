@@ -46,6 +46,9 @@ def write_tensorboard(report: dict[str, Any], folder: Path) -> str | None:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
+    import shutil
+
+    shutil.rmtree(folder / "tensorboard", ignore_errors=True)  # ours: a rerun replaces it
     writer = SummaryWriter(str(folder / "tensorboard"))
     for point in report.get("curve", []):
         writer.add_scalar("test_accuracy_vs_images", point["accuracy"], point["images"])

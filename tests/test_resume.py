@@ -184,3 +184,21 @@ def test_a_damaged_checkpoint_is_named_with_the_fix(tmp_path, monkeypatch, capsy
     assert run([*ARGS, "--out", str(out), "--resume"]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("recast: error: ") and "damaged" in last and "--force" in last
+
+
+def test_force_refuses_a_folder_without_a_run(tmp_path, capsys) -> None:
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "config.json").write_text("{\"mine\": true}")
+    assert run([*ARGS, "--out", str(out), "--force"]) == 2
+    assert "does not hold a recast run" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == "{\"mine\": true}"
+
+
+def test_force_keeps_the_teacher_it_is_given(tmp_path, reference) -> None:
+    out = tmp_path / "run"
+    assert run([*ARGS, "--out", str(out)]) == 0
+    teacher = out / "teacher.safetensors"
+    before = teacher.read_bytes()
+    assert run([*ARGS, "--out", str(out), "--force", "--teacher", str(teacher)]) == 0
+    assert teacher.read_bytes() == before and (out / "report.json").is_file()
