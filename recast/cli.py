@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "same number of images")
     job.add_argument("--budget", type=float, help="baselines: epochs of images (default: "
                      "what the recast preset uses)")
+    job.add_argument("--budget-epochs", type=float,
+                     help="epochs of images for the whole recast (the fast preset: 18)")
+    job.add_argument("--block-fraction", type=float,
+                     help="share of the budget spent on block steps (fast: 0.2)")
     job.add_argument("--epochs-per-block", type=float)
     job.add_argument("--finetune-epochs", type=float)
     job.add_argument("--lr", type=float)

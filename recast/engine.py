@@ -56,6 +56,21 @@ class RecastConfig:
     # sequential (the authors': one block after another) | local (all at once,
     # each block on its own input; epochs_per_block is then the pass's length)
     block_training: str = "sequential"
+    # a budget in epochs of images for the whole recast, of which block_fraction
+    # goes to the block steps (split evenly) and the rest to the fine-tune; when
+    # set, it replaces epochs_per_block and finetune_epochs
+    budget_epochs: float | None = None
+    block_fraction: float = 0.2
+
+    def for_steps(self, steps: int) -> "RecastConfig":
+        """This config with a budget turned into per-block and fine-tune epochs."""
+        if self.budget_epochs is None:
+            return self
+        if not 0 <= self.block_fraction <= 1:
+            raise RecastError(f"block fraction {self.block_fraction} is outside [0, 1]")
+        blocks = self.budget_epochs * self.block_fraction
+        return replace(self, epochs_per_block=blocks / max(1, steps),
+                       finetune_epochs=self.budget_epochs - blocks, budget_epochs=None)
 
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
@@ -109,7 +124,8 @@ class Recaster:
                  progress: Progress | None = None, store: CheckpointStore | None = None
                  ) -> None:
         self.plan = plan
-        self.config = config
+        steps = 1 if config.block_training == "local" else len(plan.recast_steps())
+        self.config = config.for_steps(steps)
         self.device = device
         self.progress = progress or Progress(quiet=True)
         self.store = store  # checkpoints after every step and fine-tune pass, if given

@@ -110,9 +110,11 @@ def _write_args(args: argparse.Namespace, out: Path) -> None:
 
 def recast_config(args: argparse.Namespace) -> RecastConfig:
     settings = dict(PRESETS[args.preset])
+    if args.epochs_per_block is not None or args.finetune_epochs is not None:
+        settings.pop("budget_epochs", None)  # explicit epochs replace the preset's budget
     for name in ("epochs_per_block", "finetune_epochs", "lr", "batch_size", "optimizer",
                  "scheduler", "init", "block_training", "finetune_loss",
-                 "finetune_optimizer", "finetune_lr"):
+                 "finetune_optimizer", "finetune_lr", "budget_epochs", "block_fraction"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
@@ -221,6 +223,7 @@ def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, lo
     shape = (1, data.in_channels, data.image_size, data.image_size)
     plan = make_plan(walk(teacher, shape), args.target, widths)
     budget = (args.budget if args.budget is not None else
+              config.budget_epochs if config.budget_epochs is not None else
               config.epochs_per_block * len(plan.recast_steps()) + config.finetune_epochs)
     progress.log(f"--method {args.method}: training the planned student for {budget} epochs")
     result = train_student(args.method, fresh_student(plan), teacher, *loaders, budget,
