@@ -262,7 +262,8 @@ def _summarise(entry: dict, main_variant: str) -> None:
                    "accuracy_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
                    "seeds": len(accs),
                    "images_seen": next(iter(by_seed.values()))["images"],
-                   "wall_s": round(statistics.mean(r["seconds"] for r in by_seed.values()), 1)}
+                   "wall_s": round(statistics.mean(r["seconds"] for r in by_seed.values()), 1),
+                   "params": next(iter(by_seed.values())).get("params")}
         methods[key] = summary
         if key == f"recast:{main_variant}":
             methods["recast"] = summary
@@ -334,12 +335,21 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                   f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
                   f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
                   f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
-                  "| method | accuracy (%) | std | seeds | images | wall (s) | vs teacher |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| method | accuracy (%) | std | seeds | images | wall (s) | params | vs teacher |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        unlike = []
         for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
-            lines.append(f"| {key} | {m['accuracy']} | {m['accuracy_std']} | {m['seeds']} | "
-                         f"{m['images_seen']:,} | {m['wall_s']} | "
+            params = m.get("params")
+            if params and abs(params - s["params"]) > 0.05 * s["params"]:
+                unlike.append(key)
+            lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
+                         f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
+                         f"{m['wall_s']} | {f'{params:,}' if params else '-'} | "
                          f"{m['accuracy'] - t['accuracy']:+.2f} |")
+        if unlike:
+            lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
+                      f"width ratio {entry['spec']['width']} gives a network of another size "
+                      f"than the recast student, so it does not compare at equal cost."]
         lines += ["", "Accuracy vs images seen (seed 0):", ""]
         if plots and entry["name"] in plots:
             lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
