@@ -29,7 +29,7 @@ from recast.losses import hinton_kd, logit_mse_ce
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
-from recast.warmstart import warm_start, warm_student
+from recast.warmstart import can_warm_start, warm_start, warm_student
 
 
 @dataclass
@@ -212,7 +212,8 @@ class Recaster:
         return [StepRecord(step.block.index, step.block.name, step.block.kind, step.target,
                            step.block.index, block_mse.get(step.block.index, float("nan")),
                            accuracy, seconds, int(result["images"]),
-                           self.config.init == "teacher" and step.target == step.block.kind
+                           self.config.init == "teacher"
+                           and can_warm_start(step.block.kind, step.target)
                            and kept[step.block.index] is not None,
                            together=True)
                 for step in self.plan.recast_steps()]
@@ -254,8 +255,9 @@ class Recaster:
         block = plan_step.block
         target = self.plan.build_block(index)
         warm = False
-        if self.config.init == "teacher" and block.kind == plan_step.target:
-            kept = warm_start(block.module, target, self._input_channels(index))
+        if self.config.init == "teacher" and can_warm_start(block.kind, plan_step.target):
+            kept = warm_start(block.module, target, self._input_channels(index),
+                              kind=block.kind)
             if kept is not None:
                 self.kept[index] = kept
                 warm = True

@@ -123,3 +123,22 @@ def test_sequential_recast_keeps_the_teacher_in_eval_mode(vgg_teacher, loaders) 
     recaster.run(*loaders)
     assert not any(m.training for m in recaster.teacher.modules())
     assert all(torch.equal(v, recaster.teacher.state_dict()[k]) for k, v in before.items())
+
+
+def test_basic_to_conv_warm_start_is_the_shortcut_path(resnet_teacher) -> None:
+    """Each conv starts as relu(shortcut(x)): the basic block minus its residual branch."""
+    from recast.warmstart import can_warm_start
+
+    plan = _plan(resnet_teacher, width=1.0)
+    blocks, _ = warm_student(plan)
+    assert can_warm_start("basic", "conv")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for step, student in zip(plan.steps, blocks):
+            if step.block.kind == "basic":
+                layers = dict(step.block.module.named_modules())
+                side = [layers[k] for k in layers if "downsample" in k and
+                        isinstance(layers[k], (nn.Conv2d, nn.BatchNorm2d))]
+                expected = torch.relu(side[1](side[0](x)) if side else x)
+                assert torch.allclose(student.eval()(x), expected, atol=1e-4)
+            x = step.block.module(x)
