@@ -78,11 +78,14 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
             f"recast needs a model with exactly one input tensor"
         )
     try:
+        with torch.no_grad():
+            gm(example)  # fails plainly first: ShapeProp would print its own traceback
         ShapeProp(gm).propagate(example)
     except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
         raise WalkError(
             f"{name} fails on an input of shape {tuple(example.shape)} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"({type(exc).__name__}: {reason[:200]}); "
             f"pass the input size the model expects (--input-size)"
         ) from exc
     output_node = next(n for n in gm.graph.nodes if n.op == "output")

@@ -118,3 +118,9 @@ def test_debug_shows_the_traceback(tmp_path) -> None:
     with pytest.raises(Exception):
         run(["--debug", *RUN, "--data-dir", str(SMALL), "--width=2",
              "--out", str(tmp_path / "run")])
+
+
+def test_input_too_small_for_the_model_is_one_line(capsys) -> None:
+    err = _error(capsys, ["report", "densenet_bc_100_12", "--input-size", "2", "--target",
+                          "conv", "--no-latency"])
+    assert "--input-size" in err
