@@ -186,6 +186,7 @@ def main() -> None:
     out = Path(args.out)
     results: dict = {"pairs": []}
     command = " ".join(["python", "scripts/bench_cifar10.py", *sys.argv[1:]])
+    code = commit()  # the code this process loaded, even if HEAD moves while it runs
     progress = Progress(quiet=True)
     for name in args.pair or sorted(PAIRS):
         spec = PAIRS[name]
@@ -199,7 +200,7 @@ def main() -> None:
         s_cost, _ = count_costs(student, example)
         entry = _entry(results, name)
         entry.update({
-            "name": name, "kind": spec["kind"], "command": command, "commit": commit(),
+            "name": name, "kind": spec["kind"], "command": command, "commit": code,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
                        f"{torch.__version__}", "quick": args.quick,
             "data": f"{args.data_dir} ({len(data.train)} train / {len(data.test)} test)",
@@ -237,7 +238,7 @@ def main() -> None:
                     record["accuracy"] = round(record["accuracy"], 2)
                     record["seconds"] = round(record["seconds"], 1)
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
-                    record["command"], record["commit"] = command, commit()
+                    record["command"], record["commit"] = command, code
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)
