@@ -155,20 +155,48 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
             "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps]}
 
 
-def run_prune_kd(plan, teacher, loaders, budget, width, seed, progress) -> dict[str, Any]:
+def prune_l1(teacher: torch.nn.Module, ratio: float, example: torch.Tensor) -> torch.nn.Module:
+    """A copy of the teacher with `ratio` of each layer's channels removed by L1 norm."""
     import torch_pruning as tp
 
-    torch.manual_seed(seed)
     model = copy.deepcopy(teacher).requires_grad_(True)
-    example = torch.randn(1, *plan.chain.input_shape[1:])
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
-    pruner = tp.pruner.MagnitudePruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
-                                       pruning_ratio=1 - width, ignored_layers=head)
+    pruner = tp.pruner.MagnitudePruner(model, example,
+                                       importance=tp.importance.MagnitudeImportance(p=1),
+                                       pruning_ratio=ratio, ignored_layers=head)
     pruner.step()
+    return model
+
+
+def pruning_ratio(teacher: torch.nn.Module, width: float, target_params: int,
+                  example: torch.Tensor) -> float:
+    """The channel ratio of the plan when it shrinks the teacher; otherwise (a
+    transformation pair, width 1) the ratio whose pruned net has the student's size,
+    so the competitor is compared at equal parameters rather than left unpruned."""
+    if width < 1.0:
+        return 1.0 - width
+    def gap(ratio: float) -> int:
+        pruned = prune_l1(teacher, ratio, example)
+        return sum(p.numel() for p in pruned.parameters()) - target_params
+
+    low, high = 0.0, 0.95
+    for _ in range(12):  # bisection: parameters fall as the ratio grows
+        middle = (low + high) / 2
+        low, high = (middle, high) if gap(middle) > 0 else (low, middle)
+    return round(min((low, high), key=lambda ratio: abs(gap(ratio))), 4)
+
+
+def run_prune_kd(plan, teacher, loaders, budget, width, seed, progress) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    example = torch.randn(1, *plan.chain.input_shape[1:])
+    target = sum(p.numel() for p in plan.build_student().parameters())
+    ratio = pruning_ratio(teacher, width, target, example)
+    model = prune_l1(teacher, ratio, example)
     curve: list = []
     result = train_student("kd", model, teacher, *loaders, budget, torch.device("cpu"),
                            progress, curve=curve)
     result["curve"] = curve
+    result["pruning_ratio"] = ratio
     return result
 
 
@@ -358,6 +386,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             run = next(iter(by_seed.values()))
             points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
             lines.append(f"- {key}: {points}")
+            if "pruning_ratio" in run:
+                lines.append(f"  - L1 pruning ratio (Torch-Pruning): {run['pruning_ratio']}")
             if "step_seconds" in run:
                 lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
                 lines.append(f"  - accuracy after each step (%): {run['step_accuracy']}")
