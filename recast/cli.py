@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--block-training", choices=["sequential", "local"],
                      help="sequential: one block after another through the prefix (the "
                      "authors'); local: all target blocks in one pass, each on its own input")
-    job.add_argument("--finetune-loss", choices=["mse-ce", "kd"],
-                     help="mse-ce: logit MSE + CE (the authors'); kd: Hinton KD")
+    job.add_argument("--finetune-loss", choices=["mse-ce", "kd", "ce"],
+                     help="mse-ce: logit MSE + CE (the authors'); kd: Hinton KD; ce: labels "
+                          "only (no teacher forward: cheapest)")
     job.add_argument("--finetune-optimizer", choices=["adam", "sgd"])
     job.add_argument("--finetune-lr", type=float)
     job.add_argument("--teacher-epochs", type=float, help="when training the teacher")

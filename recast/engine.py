@@ -48,7 +48,9 @@ class RecastConfig:
     freeze_prefix: bool = False
     init: str = "teacher"  # teacher | random
     seed: int = 0
-    finetune_loss: str = "mse-ce"  # mse-ce (the authors') | kd (Hinton)
+    # mse-ce (the authors') | kd (Hinton) | ce (labels only: no teacher forward, so a
+    # fine-tune pass costs what a scratch-training pass costs)
+    finetune_loss: str = "mse-ce"
     finetune_optimizer: str | None = None  # default: as the block steps
     finetune_weight_decay: float | None = None
     kd_temperature: float = 4.0
@@ -388,11 +390,15 @@ class Recaster:
             label = f"Hinton KD (T={config.kd_temperature}, alpha={config.kd_alpha})"
         elif config.finetune_loss == "mse-ce":
             combine, label = logit_mse_ce, "MSE(teacher logits) + CE(labels)"
+        elif config.finetune_loss == "ce":
+            combine, label = None, "CE(labels), no teacher"
         else:
-            raise RecastError(f"unknown fine-tune loss {config.finetune_loss!r}; use mse-ce "
-                              f"or kd")
+            raise RecastError(f"unknown fine-tune loss {config.finetune_loss!r}; use mse-ce, "
+                              f"kd or ce")
 
         def loss_fn(x: Tensor, y: Tensor) -> Tensor:
+            if combine is None:
+                return F.cross_entropy(student(x), y)
             with torch.no_grad():
                 expected = teacher(x)
             return combine(student(x), expected, y)

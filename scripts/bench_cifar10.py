@@ -69,6 +69,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "warm-kd-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
                                    finetune_loss="kd", finetune_optimizer="sgd",
                                    finetune_lr=0.02, finetune_weight_decay=5e-4)),
+    # the fine-tune on labels only: no teacher forward, a pass costs a scratch pass
+    "warm-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                                   finetune_loss="ce", finetune_optimizer="sgd",
+                                   finetune_lr=0.02, finetune_weight_decay=5e-4)),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
     "local-kd-sgd": (0.1, dict(block_training="local", init="teacher", optimizer="adam",
                                lr=1e-3, finetune_loss="kd", finetune_optimizer="sgd",

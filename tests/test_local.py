@@ -142,3 +142,16 @@ def test_basic_to_conv_warm_start_is_the_shortcut_path(resnet_teacher) -> None:
                 expected = torch.relu(side[1](side[0](x)) if side else x)
                 assert torch.allclose(student.eval()(x), expected, atol=1e-4)
             x = step.block.module(x)
+
+
+@pytest.mark.parametrize("loss, teacher_runs", [("ce", False), ("kd", True)])
+def test_label_only_finetune_never_runs_the_teacher(vgg_teacher, loaders, loss,
+                                                    teacher_runs) -> None:
+    """finetune_loss='ce' is the cheap fine-tune: a pass costs a scratch pass."""
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.1, finetune_loss=loss)
+    recaster = Recaster(_plan(vgg_teacher), config, torch.device("cpu"))
+    calls = []
+    recaster.teacher[0].register_forward_hook(lambda *_: calls.append(1))
+    result = recaster.finetune(loaders[0])
+    assert bool(calls) == teacher_runs
+    assert result["images"] > 0 and torch.isfinite(torch.tensor(result["loss"]))
