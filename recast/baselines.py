@@ -71,6 +71,7 @@ def train_student(
 
     def record(images: int) -> None:
         accuracies.append(evaluate(student, test_loader, device))
+        progress.scalar("test/accuracy_vs_images", accuracies[-1], images)
         if curve is not None:
             curve.append({"images": images, "accuracy": round(accuracies[-1], 2)})
 

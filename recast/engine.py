@@ -206,8 +206,7 @@ class Recaster:
                              self.config.block_schedule(), self.device, self.progress)
         accuracy = evaluate(nn.Sequential(*self.student), test_loader, self.device)
         self.images += int(result["images"])
-        self.curve.append({"images": self.images, "accuracy": round(accuracy, 2),
-                           "phase": "after all blocks at once"})
+        self._point(self.images, accuracy, "after all blocks at once")
         self.progress.log(f"  after all blocks at once: test accuracy {accuracy:.2f}%")
         seconds = time.perf_counter() - started
         block_mse = result["block_mse"]
@@ -240,8 +239,7 @@ class Recaster:
         self.student.eval()
         accuracy = evaluate(_Hybrid(self.student, self.teacher, last), test_loader, self.device)
         self.images += int(result["images"])
-        self.curve.append({"images": self.images, "accuracy": round(accuracy, 2),
-                           "phase": f"after {block.name}"})
+        self._point(self.images, accuracy, f"after {block.name}")
         self.progress.log(f"  after {block.name}: MSE {result['loss']:.4f}, test accuracy "
                           f"{accuracy:.2f}%")
         return StepRecord(index, block.name, block.kind, plan_step.target, last,
@@ -377,6 +375,11 @@ class Recaster:
             x = block(x)
         return x
 
+    def _point(self, images: int, accuracy: float, phase: str) -> None:
+        """One point of the accuracy-vs-images curve, also sent live to TensorBoard."""
+        self.curve.append({"images": images, "accuracy": round(accuracy, 2), "phase": phase})
+        self.progress.scalar("test/accuracy_vs_images", accuracy, images)
+
     # fine-tune ----------------------------------------------------------------
     def finetune(self, train_loader, test_loader=None, steps: list[StepRecord] | None = None,
                  resume: dict[str, Any] | None = None) -> dict[str, float]:
@@ -408,8 +411,7 @@ class Recaster:
 
         def record(images: int) -> None:
             accuracies.append(evaluate(student, test_loader, self.device))
-            self.curve.append({"images": start_images + images, "phase": "fine-tune",
-                               "accuracy": round(accuracies[-1], 2)})
+            self._point(start_images + images, accuracies[-1], "fine-tune")
 
         def checkpoint(position: dict[str, Any]) -> None:
             self.images = start_images + position["images"]

@@ -152,6 +152,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
             _write_args(args, out)
     train_loader, test_loader = _loaders(data, config.batch_size, args.seed)
     device = pick_device(args.device)
+    progress.watch(out / "tensorboard")  # live events, when tensorboard is installed
     teacher_info: dict = {"source": args.teacher}
     teacher_accuracy = None
     teacher_state = out / "teacher-state.json"
@@ -188,6 +189,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                               "again with --force")
         _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out,
                       (train_loader, test_loader), device, progress, name)
+        progress.close()
         return
     result = recast(teacher, args.target, widths, train_loader=train_loader,
                     test_loader=test_loader,
@@ -203,6 +205,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                     "target": args.target, "widths": widths, "teacher": teacher_info,
                     "data": result.report["data"], "normalisation": {
                         "mean": data.mean, "std": data.std}}
+    progress.close()
     result.save(out)
     # the student is saved now: what only a resume needed goes
     shutil.rmtree(out / "checkpoint", ignore_errors=True)

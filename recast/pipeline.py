@@ -176,7 +176,8 @@ def run_markdown(report: dict[str, Any]) -> str:
         lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
     if report.get("tensorboard"):
         lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
-                  f"folder."]
+                  f"folder (`live*`: loss, learning rate, images/s and test accuracy as the "
+                  f"run went; `summary`: MSE, accuracy and time of each step)."]
     return "\n".join(lines) + "\n"
 
 

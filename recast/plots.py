@@ -41,15 +41,17 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[str]:
 
 
 def write_tensorboard(report: dict[str, Any], folder: Path) -> str | None:
-    """The run's curves as TensorBoard scalars under folder/tensorboard."""
+    """The run's per-step results as TensorBoard scalars under folder/tensorboard/summary."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
     import shutil
 
-    shutil.rmtree(folder / "tensorboard", ignore_errors=True)  # ours: a rerun replaces it
-    writer = SummaryWriter(str(folder / "tensorboard"))
+    # the per-step summary; the live curves sit beside it in tensorboard/live*
+    summary = folder / "tensorboard" / "summary"
+    shutil.rmtree(summary, ignore_errors=True)  # ours: a rerun replaces it
+    writer = SummaryWriter(str(summary))
     for point in report.get("curve", []):
         writer.add_scalar("test_accuracy_vs_images", point["accuracy"], point["images"])
     number = 0

@@ -2,17 +2,48 @@
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+EVENT_EVERY = 10  # batches between live TensorBoard points
 
 
 class Progress:
-    """Makes bars; ``quiet`` (or no terminal) logs one line per finished phase."""
+    """Makes bars; ``quiet`` (or no terminal) logs one line per finished phase.
+
+    With ``watch(folder)`` and tensorboard installed, training loss, learning rate
+    and images/s, and every test accuracy, also go live to TensorBoard events."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.plain = quiet or not sys.stderr.isatty()
+        self.writer: Any = None
+        self.batches = 0  # the x axis of the live training scalars
+
+    def watch(self, folder: Path) -> Path | None:
+        """Write live events into a fresh subfolder of ``folder`` (live, live-2 after
+        a resume, ...); None when tensorboard is not installed."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        target, number = folder / "live", 1
+        while target.exists():
+            number += 1
+            target = folder / f"live-{number}"
+        self.writer = SummaryWriter(str(target), flush_secs=10)
+        return target
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def bar(self, total: int, label: str, done: int = 0) -> "Bar":
-        return Bar(total, label, self.plain, done)
+        return Bar(total, label, self.plain, done, self)
 
     def overall(self, total: int, label: str) -> Any:
         """A bar over whole phases (the recast steps) on a terminal; None otherwise."""
@@ -27,8 +58,11 @@ class Progress:
 
 
 class Bar:
-    def __init__(self, total: int, label: str, plain: bool, done: int = 0) -> None:
+    def __init__(self, total: int, label: str, plain: bool, done: int = 0,
+                 progress: Progress | None = None) -> None:
         self.label, self.plain, self.total = label, plain, total
+        self.progress = progress
+        self.logged = -1  # the progress batch count of the last live point
         self.stats: dict[str, float] = {}
         self.start = time.perf_counter()
         self.tqdm: Any = None
@@ -40,6 +74,10 @@ class Bar:
 
     def update(self, **stats: float) -> None:
         self.stats = stats
+        if self.progress is not None and self.progress.writer is not None:
+            self.progress.batches += 1
+            if self.progress.batches % EVENT_EVERY == 0 or stats.get("pass_ended"):
+                self._event()
         if self.plain and stats.get("pass_ended"):
             print(f"{self.label}: pass {stats['pass_ended']}, loss {stats['loss']:.4f}, "
                   f"lr {stats['lr']:.2e}, {stats['rate']:.0f} img/s", file=sys.stderr,
@@ -52,8 +90,19 @@ class Bar:
     def close(self) -> None:
         if self.tqdm is not None:
             self.tqdm.close()
+        if self.progress is not None and self.progress.writer is not None:
+            if self.stats and self.logged != self.progress.batches:
+                self._event()  # the phase's last point, however short the phase
+            self.progress.writer.flush()  # a crash in the next phase keeps this one
         s = self.stats
         if s:
             print(f"{self.label}: {self.total} batches, loss {s['loss']:.4f}, "
                   f"lr {s['lr']:.2e}, {s['rate']:.0f} img/s, "
                   f"{time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
+
+    def _event(self) -> None:
+        """Live TensorBoard point of this phase (teacher, recast, fine-tune, kd, ...)."""
+        phase, step = self.label.split()[0], self.progress.batches
+        for tag, key in (("loss", "loss"), ("lr", "lr"), ("images_per_s", "rate")):
+            self.progress.scalar(f"{phase}/{tag}", self.stats[key], step)
+        self.logged = step

@@ -96,3 +96,36 @@ def test_pictures_when_the_extras_are_installed(run_dir) -> None:
     assert report["plots"] == ["plots/steps.png", "plots/accuracy_vs_mults.png"]
     assert all((run_dir / p).read_bytes()[:4] == b"\x89PNG" for p in report["plots"])
     assert "![steps](plots/steps.png)" in (run_dir / "report.md").read_text()
+
+
+def _scalars(folder) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_holds_live_curves_and_the_step_summary(run_dir) -> None:
+    pytest.importorskip("tensorboard")
+    live = _scalars(run_dir / "tensorboard" / "live")
+    assert {"teacher/loss", "recast/loss", "fine-tune/lr", "test/accuracy_vs_images"} <= set(live)
+    assert all(0 <= a <= 100 for a in live["test/accuracy_vs_images"])
+    summary = _scalars(run_dir / "tensorboard" / "summary")
+    assert len(summary["step/final_mse"]) == 8
+
+
+def test_live_events_reach_the_disk_when_a_phase_ends(tmp_path) -> None:
+    """Watchable during the run: each finished phase is flushed, not only the end."""
+    pytest.importorskip("tensorboard")
+    from recast.progress import EVENT_EVERY, Progress
+
+    progress = Progress(quiet=True)
+    folder = progress.watch(tmp_path)
+    bar = progress.bar(3 * EVENT_EVERY, "fine-tune")
+    for _ in range(3 * EVENT_EVERY):
+        bar.update(loss=1.0, lr=0.1, rate=100.0, pass_ended=0)
+    bar.close()
+    assert len(_scalars(folder)["fine-tune/loss"]) == 3  # before progress.close()
+    progress.close()
+    assert Progress(quiet=True).watch(tmp_path).name == "live-2"  # a resume adds a run
