@@ -394,16 +394,20 @@ class Recaster:
         elif config.finetune_loss == "mse-ce":
             combine, label = logit_mse_ce, "MSE(teacher logits) + CE(labels)"
         elif config.finetune_loss == "ce":
-            combine, label = None, "CE(labels), no teacher"
+            def combine(s: Tensor, t: Tensor | None, y: Tensor) -> Tensor:
+                return F.cross_entropy(s, y)
+            label = "CE(labels), no teacher"
         else:
             raise RecastError(f"unknown fine-tune loss {config.finetune_loss!r}; use mse-ce, "
                               f"kd or ce")
 
+        needs_teacher = config.finetune_loss != "ce"
+
         def loss_fn(x: Tensor, y: Tensor) -> Tensor:
-            if combine is None:
-                return F.cross_entropy(student(x), y)
-            with torch.no_grad():
-                expected = teacher(x)
+            expected = None
+            if needs_teacher:
+                with torch.no_grad():
+                    expected = teacher(x)
             return combine(student(x), expected, y)
 
         start_images = resume["start_images"] if resume else self.images

@@ -109,6 +109,10 @@ def _write_args(args: argparse.Namespace, out: Path) -> None:
 
 
 def recast_config(args: argparse.Namespace) -> RecastConfig:
+    """The run's settings: the preset, then explicit flags. A resumed run keeps the
+    settings it started with, even if the preset has changed since."""
+    if getattr(args, "resolved_config", None):
+        return RecastConfig(**args.resolved_config)
     settings = dict(PRESETS[args.preset])
     if args.epochs_per_block is not None or args.finetune_epochs is not None:
         settings.pop("budget_epochs", None)  # explicit epochs replace the preset's budget
@@ -149,6 +153,7 @@ def run_recast(args: argparse.Namespace, widths) -> None:
                            keep=Path(args.teacher) if args.teacher else None)
         args.widths_parsed = widths
         if args.method == "recast":
+            args.resolved_config = config.to_json()
             _write_args(args, out)
     train_loader, test_loader = _loaders(data, config.batch_size, args.seed)
     device = pick_device(args.device)
@@ -230,7 +235,7 @@ def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, lo
               config.epochs_per_block * len(plan.recast_steps()) + config.finetune_epochs)
     progress.log(f"--method {args.method}: training the planned student for {budget} epochs")
     result = train_student(args.method, fresh_student(plan), teacher, *loaders, budget,
-                           device, progress, lr=args.lr or 0.05)
+                           device, progress, lr=args.lr or 0.05, curve=[])
     student = result["student"].cpu().eval()
     report = compression_report(plan, student)
     report.update({"model": name, "method": args.method, "budget_epochs": budget,

@@ -63,6 +63,7 @@ class RecastResult:
                       "num_classes": self.report.get("num_classes")})
         self.report["plots"] = write_plots(self.report, folder)
         self.report["tensorboard"] = write_tensorboard(self.report, folder)
+        self.report["tensorboard_live"] = any((folder / "tensorboard").glob("live*"))
         atomic_write_text(folder / "report.json", json.dumps(self.report, indent=2))
         atomic_write_text(folder / "report.md", run_markdown(self.report))
         config = {"recast": self.config.to_json(), **self.extra, "environment": environment()}
@@ -175,9 +176,11 @@ def run_markdown(report: dict[str, Any]) -> str:
     else:
         lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
     if report.get("tensorboard"):
+        live = ("`live*`: loss, learning rate, images/s and test accuracy as the run went; "
+                if report.get("tensorboard_live") else "")
         lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
-                  f"folder (`live*`: loss, learning rate, images/s and test accuracy as the "
-                  f"run went; `summary`: MSE, accuracy and time of each step)."]
+                  f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
+                  f"time of each step)."]
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,8 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[str]:
 
 
 def write_tensorboard(report: dict[str, Any], folder: Path) -> str | None:
-    """The run's per-step results as TensorBoard scalars under folder/tensorboard/summary."""
+    """Accuracy vs images and per-step results as TensorBoard scalars under
+    folder/tensorboard/summary (beside the live events a CLI run writes)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -53,7 +54,7 @@ def write_tensorboard(report: dict[str, Any], folder: Path) -> str | None:
     shutil.rmtree(summary, ignore_errors=True)  # ours: a rerun replaces it
     writer = SummaryWriter(str(summary))
     for point in report.get("curve", []):
-        writer.add_scalar("test_accuracy_vs_images", point["accuracy"], point["images"])
+        writer.add_scalar("test/accuracy_vs_images", point["accuracy"], point["images"])
     number = 0
     for block in report["blocks"]:
         if block.get("step"):

@@ -1,5 +1,6 @@
 """Progress you can watch: tqdm bars on a terminal, one plain line otherwise."""
 
+import atexit
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,13 @@ class Progress:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
+        self.close()
         target, number = folder / "live", 1
         while target.exists():
             number += 1
             target = folder / f"live-{number}"
         self.writer = SummaryWriter(str(target), flush_secs=10)
+        atexit.register(self.close)  # a run that fails still leaves its last points
         return target
 
     def scalar(self, tag: str, value: float, step: int) -> None:

@@ -179,11 +179,15 @@ def pruning_ratio(teacher: torch.nn.Module, width: float, target_params: int,
     so the competitor is compared at equal parameters rather than left unpruned."""
     if width < 1.0:
         return 1.0 - width
+
     def gap(ratio: float) -> int:
         pruned = prune_l1(teacher, ratio, example)
         return sum(p.numel() for p in pruned.parameters()) - target_params
 
     low, high = 0.0, 0.95
+    if gap(high) > 0:
+        raise SystemExit(f"pruning {high:.0%} of the channels still leaves more than the "
+                         f"student's {target_params:,} params: no matching ratio")
     for _ in range(12):  # bisection: parameters fall as the ratio grows
         middle = (low + high) / 2
         low, high = (middle, high) if gap(middle) > 0 else (low, middle)

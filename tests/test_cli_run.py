@@ -113,6 +113,7 @@ def test_tensorboard_holds_live_curves_and_the_step_summary(run_dir) -> None:
     assert all(0 <= a <= 100 for a in live["test/accuracy_vs_images"])
     summary = _scalars(run_dir / "tensorboard" / "summary")
     assert len(summary["step/final_mse"]) == 8
+    assert "live*" in (run_dir / "report.md").read_text()
 
 
 def test_live_events_reach_the_disk_when_a_phase_ends(tmp_path) -> None:
@@ -122,10 +123,40 @@ def test_live_events_reach_the_disk_when_a_phase_ends(tmp_path) -> None:
 
     progress = Progress(quiet=True)
     folder = progress.watch(tmp_path)
-    bar = progress.bar(3 * EVENT_EVERY, "fine-tune")
-    for _ in range(3 * EVENT_EVERY):
+    bar = progress.bar(2 * EVENT_EVERY + 5, "fine-tune")
+    for _ in range(2 * EVENT_EVERY + 5):
         bar.update(loss=1.0, lr=0.1, rate=100.0, pass_ended=0)
     bar.close()
-    assert len(_scalars(folder)["fine-tune/loss"]) == 3  # before progress.close()
+    # every EVENT_EVERY batches, and the phase's last batch; on disk before close()
+    assert len(_scalars(folder)["fine-tune/loss"]) == 3
     progress.close()
-    assert Progress(quiet=True).watch(tmp_path).name == "live-2"  # a resume adds a run
+    again = Progress(quiet=True)
+    assert again.watch(tmp_path).name == "live-2"  # a resume adds a run
+    again.close()
+
+
+def test_without_tensorboard_progress_still_works(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from recast.progress import Progress
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    progress = Progress(quiet=True)
+    assert progress.watch(tmp_path) is None and not any(tmp_path.iterdir())
+    bar = progress.bar(2, "fine-tune")
+    bar.update(loss=1.0, lr=0.1, rate=100.0, pass_ended=1)
+    bar.close()
+    progress.close()
+
+
+def test_a_resume_keeps_the_settings_the_run_started_with(run_dir, monkeypatch) -> None:
+    """A preset changed between the crash and --resume must not change the run."""
+    import argparse
+
+    from recast import jobs
+
+    saved = json.loads((run_dir / "run-args.json").read_text())
+    assert saved["resolved_config"] == json.loads((run_dir / "config.json").read_text())["recast"]
+    monkeypatch.setitem(jobs.PRESETS, "smoke", {"lr": 0.5})
+    config = jobs.recast_config(argparse.Namespace(**saved))
+    assert config.to_json() == saved["resolved_config"]

@@ -145,8 +145,8 @@ def test_basic_to_conv_warm_start_is_the_shortcut_path(resnet_teacher) -> None:
 
 
 @pytest.mark.parametrize("loss, teacher_runs", [("ce", False), ("kd", True)])
-def test_label_only_finetune_never_runs_the_teacher(vgg_teacher, loaders, loss,
-                                                    teacher_runs) -> None:
+def test_only_a_distilling_finetune_runs_the_teacher(vgg_teacher, loaders, loss,
+                                                     teacher_runs) -> None:
     """finetune_loss='ce' is the cheap fine-tune: a pass costs a scratch pass."""
     config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.1, finetune_loss=loss)
     recaster = Recaster(_plan(vgg_teacher), config, torch.device("cpu"))
