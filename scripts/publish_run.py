@@ -34,7 +34,13 @@ def main() -> None:
     header += [f"- note: {args.note}", ""] if args.note else [""]
     body = (args.run_dir / "report.md").read_text().split("\n", 2)
     text = "\n".join([body[0], ""] + header + [body[2]])
-    args.out.with_suffix(".md").write_text(text)
+    for plot in sorted((args.run_dir / "plots").glob("*.png")):  # beside the .md
+        published = f"{args.out.name}-{plot.name}"
+        shutil.copy(plot, args.out.with_name(published))
+        text = text.replace(f"(plots/{plot.name})", f"({published})")
+    lines = [line if not line.startswith("TensorBoard:") else
+             "(TensorBoard events stayed in the run folder.)" for line in text.split("\n")]
+    args.out.with_suffix(".md").write_text("\n".join(lines))
     shutil.copy(args.run_dir / "report.json", args.out.with_suffix(".json"))
 
 
