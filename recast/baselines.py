@@ -10,11 +10,10 @@ import time
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recast.errors import RecastError
-from recast.losses import hinton_kd, logit_mse_ce
+from recast.losses import hinton_kd, labels_only, logit_mse_ce
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
@@ -50,15 +49,15 @@ def train_student(
     """Train ``student`` by ``method`` for ``epochs``; accuracy and cost out."""
     teacher = teacher.to(device).eval().requires_grad_(False)
     student = student.to(device).train()
-    losses: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    losses: dict[str, Callable[..., Tensor]] = {
         "kd": lambda s, t, y: hinton_kd(s, t, y, temperature, alpha),
         "kd-mse": logit_mse_ce,
-        "scratch": lambda s, t, y: F.cross_entropy(s, y),
+        "scratch": labels_only,
     }
     if method not in losses:
         raise RecastError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
     combine = losses[method]
-    needs_teacher = method != "scratch"
+    needs_teacher = combine is not labels_only
 
     def loss_fn(x: Tensor, y: Tensor) -> Tensor:
         expected = None

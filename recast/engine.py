@@ -25,7 +25,7 @@ from recast.adapt import adapt_input, output_shape
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.local import train_local
-from recast.losses import hinton_kd, logit_mse_ce
+from recast.losses import hinton_kd, labels_only, logit_mse_ce
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
@@ -394,14 +394,12 @@ class Recaster:
         elif config.finetune_loss == "mse-ce":
             combine, label = logit_mse_ce, "MSE(teacher logits) + CE(labels)"
         elif config.finetune_loss == "ce":
-            def combine(s: Tensor, t: Tensor | None, y: Tensor) -> Tensor:
-                return F.cross_entropy(s, y)
-            label = "CE(labels), no teacher"
+            combine, label = labels_only, "CE(labels), no teacher"
         else:
             raise RecastError(f"unknown fine-tune loss {config.finetune_loss!r}; use mse-ce, "
                               f"kd or ce")
 
-        needs_teacher = config.finetune_loss != "ce"
+        needs_teacher = combine is not labels_only
 
         def loss_fn(x: Tensor, y: Tensor) -> Tensor:
             expected = None

@@ -12,6 +12,11 @@ def hinton_kd(student: Tensor, teacher: Tensor, labels: Tensor, temperature: flo
     return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student, labels)
 
 
+def labels_only(student: Tensor, teacher: Tensor | None, labels: Tensor) -> Tensor:
+    """CE on the labels; ignores the teacher, so callers can skip its forward."""
+    return F.cross_entropy(student, labels)
+
+
 def logit_mse_ce(student: Tensor, teacher: Tensor, labels: Tensor) -> Tensor:
     """The recasting authors' fine-tune loss: MSE(logits) + CE, weights 1:1."""
     return F.mse_loss(student, teacher) + F.cross_entropy(student, labels)

@@ -33,8 +33,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # our CPU-budget default, the winner of benchmarks/cifar10.md (variant
     # warm-ce-sgd-lr02): 18 epochs of images, a fifth on warm-started sequential
     # block steps (Adam 1e-3), the rest a fine-tune on labels (SGD 0.02, wd 5e-4).
-    # The labels-only fine-tune matched the Hinton-KD one at half its wall time:
-    # after the block steps the student already carries the teacher's function.
+    # The labels-only fine-tune came within 0.4 points of the Hinton-KD one (78.13
+    # vs 78.50%, 3 seeds) at 0.59x its wall time (400.6 vs 682.3 s).
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="ce",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4),

@@ -61,20 +61,22 @@ def test_train_checks_its_output_path_before_training(capsys, tmp_path) -> None:
     assert "cannot be written" in err and blocker.read_text() == "mine"
 
 
+def _teacher_error(capsys, tmp_path, data, num_classes: int) -> str:
+    """The error of a run whose saved teacher (3-channel VGG-11) meets ``data``."""
+    path = tmp_path / "teacher.safetensors"
+    atomic_save_weights(build_model("vgg11", width=0.125, num_classes=num_classes), path)
+    return _error(capsys, [*RUN, "--data-dir", str(data), "--teacher", str(path),
+                           "--out", str(tmp_path / "run")])
+
+
 def test_teacher_for_other_classes_says_so(capsys, tmp_path) -> None:
-    path = tmp_path / "t100.safetensors"
-    atomic_save_weights(build_model("vgg11", width=0.125, num_classes=100), path)
-    err = _error(capsys, [*RUN, "--data-dir", str(SMALL), "--teacher", str(path),
-                          "--out", str(tmp_path / "run")])
+    err = _teacher_error(capsys, tmp_path, SMALL, num_classes=100)
     assert "100 classes, the data 10" in err
 
 
 def test_teacher_for_other_channels_says_so(capsys, tmp_path) -> None:
     data = _npz(tmp_path / "gray", np.zeros((8, 32, 32, 1), np.uint8), np.arange(8) % 2)
-    path = tmp_path / "t.safetensors"
-    atomic_save_weights(build_model("vgg11", width=0.125, num_classes=2), path)
-    err = _error(capsys, [*RUN, "--data-dir", str(data), "--teacher", str(path),
-                          "--out", str(tmp_path / "run")])
+    err = _teacher_error(capsys, tmp_path, data, num_classes=2)
     assert "3-channel images, the data has 1" in err
 
 
