@@ -40,10 +40,10 @@ def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, Batch
 
 
 # what a recast run writes into its folder: --force removes these and nothing else
-RUN_FILES = ("run-args.json", "teacher.safetensors", "teacher-state.json", "student.safetensors",
+RUN_ARGS = "run-args.json"
+RUN_FILES = (RUN_ARGS, "teacher.safetensors", "teacher-state.json", "student.safetensors",
              "student.json", "report.json", "report.md", "config.json")
 RUN_FOLDERS = ("checkpoint", "plots", "tensorboard")
-RUN_ARGS = "run-args.json"
 
 
 def _prepare_out(path: Path, resume: bool = False, force: bool = False,
