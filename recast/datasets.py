@@ -5,19 +5,20 @@ augmented a batch at a time with tensor ops, so a 2-core CPU spends no time on
 per-image PIL transforms or worker processes (not benchmarked against them).
 """
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from recast.data_checks import class_count, describe_shape, read_npz_files, split_files
 from recast.errors import RecastError
 
 DEMO_DIR = Path(__file__).parent / "data" / "demo"
 CACHE_DIR = Path.home() / ".cache" / "recast" / "datasets"
+DEMO_NOTE = ("no --dataset or --data-dir given, so recast uses the CIFAR-10 demo sample inside "
+             "the package (2,000 training and 500 test images): results are demo-sized")
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -35,15 +36,25 @@ class ImageSet:
         return len(self.labels)
 
     def limit(self, n: int | None) -> "ImageSet":
-        """The first ``n`` images (CIFAR files are class-balanced by prefix)."""
-        if not n or n >= len(self):
+        """The first ``n`` images (CIFAR files are class-balanced by prefix); None keeps all.
+
+        0 or a negative ``n`` is refused, not read as "no limit" or "all but n".
+        """
+        if n is not None and n < 1:
+            raise RecastError(f"a limit must be at least 1 image, got {n}; pass None for no limit")
+        if n is None or n >= len(self):
             return self
         return ImageSet(self.images[:n], self.labels[:n])
 
 
 @dataclass
 class Data:
-    """A train/test pair and what a model must fit: channels, size, classes."""
+    """A train/test pair and what a model must fit: channels, size, classes.
+
+    ``notes`` are sentences the user should read but that stop nothing (the
+    demo sample is in use, a file was read as channels first, a limit keeps
+    fewer classes); the CLI prints each as ``recast: note: ...``.
+    """
 
     train: ImageSet
     test: ImageSet
@@ -51,6 +62,7 @@ class Data:
     source: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def in_channels(self) -> int:
@@ -66,10 +78,14 @@ class BatchLoader:
 
     ``augment`` applies random crop with 4-pixel zero padding and horizontal
     flips; iteration order comes from ``generator`` so a seeded run repeats.
+    A ``batch_size`` below 1 is refused here so no caller divides by zero.
     """
 
     def __init__(self, data: ImageSet, mean: tuple[float, ...], std: tuple[float, ...],
                  batch_size: int = 128, train: bool = True, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise RecastError(f"--batch-size must be at least 1, got {batch_size}; "
+                              f"use e.g. --batch-size 128")
         self.data = data
         self.batch_size = batch_size
         self.train = train
@@ -80,10 +96,6 @@ class BatchLoader:
 
     def __len__(self) -> int:
         return (len(self.data) + self.batch_size - 1) // self.batch_size
-
-    @property
-    def dataset_size(self) -> int:
-        return len(self.data)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.data)
@@ -112,18 +124,39 @@ class BatchLoader:
 
 def load_data(dataset: str | None = None, data_dir: str | Path | None = None,
               limit_train: int | None = None, limit_test: int | None = None) -> Data:
-    """Data from ``data_dir`` (any layout), a named dataset, or the demo sample."""
+    """Data from ``data_dir`` (any layout), a named dataset, or the demo sample.
+
+    Bad data is refused here, before any training, with a RecastError naming
+    the fix (data_checks lists what is converted and what is refused); what
+    the user should know but need not fix is added to ``Data.notes``.
+    """
+    for flag, n in (("--limit-train", limit_train), ("--limit-test", limit_test)):
+        if n is not None and n < 1:
+            raise RecastError(f"{flag} must be at least 1, got {n}; leave it out to use "
+                              f"every image")
     if data_dir is not None:
         data = _load_dir(Path(data_dir), dataset)
     elif dataset is not None:
         data = _load_named(dataset)
     else:
-        warnings.warn("no --dataset or --data-dir given: using the embedded demo sample "
-                      "(2,000 CIFAR-10 training images); results are demo-sized")
         data = _load_npz_dir(DEMO_DIR, "cifar10 demo sample", "cifar10")
-    data.train = data.train.limit(limit_train)
-    data.test = data.test.limit(limit_test)
+        data.notes.insert(0, DEMO_NOTE)
+    data.train = _limit(data.train, limit_train, "--limit-train", "training", data.notes)
+    data.test = _limit(data.test, limit_test, "--limit-test", "test", data.notes)
+    lost = 0 if limit_train is None else data.num_classes - len(data.train.labels.unique())
+    if lost:
+        data.notes.append(f"--limit-train {limit_train} keeps training images of only "
+                          f"{data.num_classes - lost} of the {data.num_classes} classes; "
+                          f"the model never sees the other {lost}")
     return data
+
+
+def _limit(images: ImageSet, n: int | None, flag: str, name: str,
+           notes: list[str]) -> ImageSet:
+    if n is not None and n > len(images):
+        notes.append(f"{flag} {n} is more than the {len(images)} {name} images; all "
+                     f"{len(images)} are used")
+    return images.limit(n)
 
 
 def _load_named(dataset: str) -> Data:
@@ -133,6 +166,8 @@ def _load_named(dataset: str) -> Data:
     root = CACHE_DIR / dataset
     try:
         return _load_torchvision_cifar(root, dataset, download=True)
+    except RecastError:
+        raise
     except Exception as exc:
         raise RecastError(
             f"could not download {dataset} to {root} ({type(exc).__name__}); with no "
@@ -160,48 +195,30 @@ def _load_dir(root: Path, dataset: str | None) -> Data:
 
 
 def _load_npz_dir(root: Path, source: str, dataset: str | None) -> Data:
-    def load(part: str) -> ImageSet:
-        files = sorted(p for p in root.glob("*.npz") if part in p.name)
-        if not files:
-            raise RecastError(f"{root} has no .npz file whose name contains {part!r}; "
-                              f"name files like cifar10_{part}.npz")
-        xs, ys = [], []
-        for path in files:
-            with np.load(path) as arrays:
-                if "x" not in arrays or "y" not in arrays:
-                    raise RecastError(f"{path} must hold arrays 'x' (uint8 NHWC) and 'y'")
-                xs.append(arrays["x"])
-                ys.append(arrays["y"])
-        x = np.concatenate(xs)
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4 or x.dtype != np.uint8:
-            raise RecastError(f"{root}: 'x' must be uint8 images N x H x W x C, "
-                              f"got {x.dtype} {x.shape}")
-        images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        return ImageSet(images, torch.from_numpy(np.concatenate(ys).astype(np.int64)))
-
-    train, test = load("train"), load("test")
-    return _make_data(train, test, source, dataset)
+    notes: list[str] = []
+    splits = split_files(root, notes)
+    train, test = (ImageSet(*read_npz_files(splits[part], notes)) for part in ("train", "test"))
+    return _make_data(train, test, source, dataset, notes)
 
 
-def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None) -> Data:
+def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None,
+               notes: list[str] | None = None) -> Data:
     for name, images in (("training", train), ("test", test)):
         if len(images) == 0:
             raise RecastError(f"{source}: the {name} set has 0 images; give it at least one "
                               f"(or use --limit-train/--limit-test on a larger set)")
-    low = int(min(train.labels.min(), test.labels.min()))
-    if low < 0:
-        raise RecastError(f"{source}: labels must be integers 0..N-1, found {low}; renumber "
-                          f"the labels")
-    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise RecastError(f"{source}: test images are {describe_shape(test.images.shape)} but "
+                          f"training images are {describe_shape(train.images.shape)}; give "
+                          f"both sets one image size and channel count")
+    classes = class_count(train.labels, test.labels, source)
     if dataset in CIFAR_STATS:
         mean, std = CIFAR_STATS[dataset]
     else:
         sample = train.images[:5000].float() / 255
         mean = tuple(sample.mean(dim=(0, 2, 3)).tolist())
         std = tuple(sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
-    return Data(train, test, classes, source, tuple(mean), tuple(std))
+    return Data(train, test, classes, source, tuple(mean), tuple(std), notes or [])
 
 
 def _has_cifar_python(root: Path, name: str) -> bool:
@@ -230,7 +247,8 @@ def _load_image_folder(root: Path) -> Data:
         raise RecastError(f"{root / 'train'} has no class folders with images; put images in "
                           f"train/CLASS/*.png and test/CLASS/*.png") from exc
     if len(train_set) == 0:
-        raise RecastError(f"{root / 'train'} holds no images")
+        raise RecastError(f"{root / 'train'} holds no images; put images in train/CLASS/*.png "
+                          f"and test/CLASS/*.png")
     first, _ = train_set[0]
     size = min(first.size)
     to_tensor = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
