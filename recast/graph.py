@@ -8,7 +8,9 @@ the previous cut's value, so any grouping of them runs exactly like the
 teacher.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import torch
@@ -17,6 +19,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from recast.errors import WalkError
 from recast.ops import node_role
+from recast.tracing import input_error, trace_module
 
 
 @dataclass
@@ -52,24 +55,24 @@ class TracedModel:
     output: fx.Node
     pieces: list[Piece]
     root: nn.Module  # the original model: fx flattens its containers
+    notes: list[str] = field(default_factory=list)  # e.g. modules made leaves
 
     @property
     def modules(self) -> dict[str, nn.Module]:
         return dict(self.module.named_modules())
 
 
-def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
-    """Trace ``model`` and cut it into pieces; errors name the node at fault."""
+def trace(
+    model: nn.Module, example: torch.Tensor, leaf_modules: Sequence[str] = (),
+    leaf_functions: Sequence[Callable[..., Any]] = (),
+) -> TracedModel:
+    """Trace ``model`` and cut it into pieces; errors name the node at fault.
+
+    ``leaf_modules`` (class names or module paths) and ``leaf_functions`` stay
+    whole as one call each in the graph.
+    """
     name = type(model).__name__
-    try:
-        gm = fx.symbolic_trace(model)
-    except Exception as exc:  # fx raises many kinds; all mean "not traceable"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise WalkError(
-            f"cannot trace {name} with torch.fx ({type(exc).__name__}: "
-            f"{first_line[:200]}); make forward() free of Python control flow "
-            f"that depends on tensor values"
-        ) from exc
+    gm, notes = trace_module(model, example, leaf_modules, leaf_functions)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         names = ", ".join(n.name for n in placeholders)
@@ -83,11 +86,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
         ShapeProp(gm).propagate(example)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else ""
-        raise WalkError(
-            f"{name} fails on an input of shape {tuple(example.shape)} "
-            f"({type(exc).__name__}: {reason[:200]}); "
-            f"pass the input size the model expects (--input-size)"
-        ) from exc
+        raise input_error(model, example, f"{type(exc).__name__}: {reason}") from exc
     output_node = next(n for n in gm.graph.nodes if n.op == "output")
     result = output_node.args[0]
     if not isinstance(result, fx.Node):
@@ -99,7 +98,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> TracedModel:
     graph = _to_networkx(gm)
     roles = _roles(gm)
     pieces = _cut(graph, placeholders[0], result, roles)
-    return TracedModel(gm, graph, placeholders[0], result, pieces, model)
+    return TracedModel(gm, graph, placeholders[0], result, pieces, model, notes)
 
 
 def _to_networkx(gm: fx.GraphModule) -> nx.DiGraph:
@@ -112,13 +111,20 @@ def _to_networkx(gm: fx.GraphModule) -> nx.DiGraph:
 
 
 def _roles(gm: fx.GraphModule) -> dict[fx.Node, str]:
-    """Roles per node; arithmetic on sizes (no tensor result) is a reshape."""
+    """Roles per node; arithmetic on sizes (no tensor result) is a reshape,
+    even ``h - k`` that would otherwise look like a residual add."""
     modules = dict(gm.named_modules())
     roles = {node: node_role(node, modules) for node in gm.graph.nodes}
     for node, role in roles.items():
-        if role == "other" and "tensor_meta" not in node.meta:
+        if node.op.startswith("call_") and "tensor_meta" not in node.meta:
             roles[node] = "reshape"
     return roles
+
+
+def node_shape(node: fx.Node) -> tuple[int, ...]:
+    """The shape shape propagation recorded for ``node``; () if not a tensor."""
+    shape = getattr(node.meta.get("tensor_meta"), "shape", None)
+    return tuple(int(s) for s in shape) if shape is not None else ()
 
 
 def _cut(

@@ -60,7 +60,9 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
                 return role
         if type(module).__module__.startswith("torch.nn.modules.activation"):
             return "act"
-        return "module"
+        # a module kept whole (a leaf): it anchors a block only if it has weights;
+        # a weightless one (padding, a custom activation) goes with its neighbours
+        return "module" if next(module.parameters(), None) is not None else "other"
     name = target_name(node).lower()
     if name.startswith("conv"):
         return "conv"

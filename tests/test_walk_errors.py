@@ -34,9 +34,49 @@ class TwoInputs(nn.Module):
         return x + y
 
 
-def test_untraceable_model_names_the_model_and_the_fix() -> None:
-    with pytest.raises(WalkError, match="cannot trace DataDependent.*control flow"):
+class Gate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # control flow on a tensor value, inside a submodule
+            return x
+        return -x
+
+
+class GatedNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.body = nn.Sequential(Gate(), nn.ReLU())
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(self.conv(x)).mean((2, 3)))
+
+
+def test_untraceable_model_names_the_model_the_line_and_the_fix() -> None:
+    with pytest.raises(WalkError, match=r"cannot trace DataDependent \(the model itself\): "
+                                        r"Python control flow on tensor values at "
+                                        r".*test_walk_errors\.py:\d+ \('if x\.sum"):
         walk(DataDependent())
+
+
+def test_data_dependent_submodule_names_path_class_line_and_leaf_module() -> None:
+    with pytest.raises(WalkError) as error:
+        walk(GatedNet(), (1, 3, 8, 8))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("cannot trace body.0 (Gate): Python control flow on tensor "
+                              "values at ")
+    assert "test_walk_errors.py:" in message
+    assert "('if x.sum() > 0:" in message and "--leaf-module Gate" in message
+
+
+def test_data_dependent_submodule_walks_exactly_as_a_leaf_module() -> None:
+    model = GatedNet().eval()
+    chain = walk(model, (1, 3, 8, 8), leaf_modules=["Gate"])
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert (model(x) - chain.as_module()(x)).abs().max() < 1e-5
+        assert (model(-x) - chain.as_module()(-x)).abs().max() < 1e-5
 
 
 def test_several_outputs_are_refused() -> None:
