@@ -1,0 +1,292 @@
+"""Closed-form warm starts (recast/solve.py): each test one situation, tiny models."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from blocks import BasicBlock, ConvBlock
+from recast.errors import RecastError
+from recast.models import build_model
+from recast.solve import (activation_tail, fit_conv, fit_next_conv, install_linear_fit,
+                          preactivation, recalibrate_bn, solve_block)
+from recast.walker import walk
+
+try:  # the shortcut warm start lives with the conv block kind (formerly recast.warmstart)
+    from blocks.conv import warm_conv_from_basic
+except ImportError:
+    from recast.warmstart import warm_conv_from_basic
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _randomise_bn(module: nn.Module) -> None:
+    """BN statistics and affine parts that are not the identity, as after training."""
+    with torch.no_grad():
+        for bn in module.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.3, 0.3)
+
+
+def _images(data_set, count: int, mean, std) -> torch.Tensor:
+    scale = torch.tensor(std).view(1, -1, 1, 1) * 255
+    return (data_set.images[:count].float() - torch.tensor(mean).view(1, -1, 1, 1) * 255) / scale
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0)],
+                         ids=["3x3-stride1", "3x3-stride2", "1x1"])
+def test_fit_conv_recovers_a_known_conv_from_its_outputs(kernel, stride, padding):
+    conv = nn.Conv2d(3, 5, kernel, stride, padding)
+    original = copy.deepcopy(conv.state_dict())
+    x = torch.randn(4, 3, 9, 9)
+    with torch.no_grad():
+        y = conv(x)
+    weight, bias = fit_conv(conv, x, y, ridge=0.0)
+    assert weight.shape == conv.weight.shape and bias.shape == (5,)
+    torch.testing.assert_close(weight, conv.weight.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bias, conv.bias.detach(), atol=1e-5, rtol=0)
+    for name, value in conv.state_dict().items():  # only read
+        assert torch.equal(value, original[name])
+
+
+def test_fit_conv_refuses_a_grouped_conv():
+    conv = nn.Conv2d(4, 4, 3, padding=1, groups=2)
+    with pytest.raises(RecastError, match="groups"):
+        fit_conv(conv, torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6))
+
+
+def _fit_pair():
+    conv, bn = nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
+    weight, bias = torch.randn(6, 3, 3, 3), torch.randn(6)
+    return conv, bn, weight, bias, 2 + 3 * torch.randn(8, 3, 10, 10)
+
+
+def test_install_linear_fit_makes_bn_conv_the_fit_in_eval_mode():
+    conv, bn, weight, bias, x = _fit_pair()
+    install_linear_fit(conv, bn, weight, bias, x)
+    held_out = 2 + 3 * torch.randn(4, 3, 10, 10)
+    with torch.no_grad():
+        got = bn.eval()(conv(held_out))
+    torch.testing.assert_close(got, F.conv2d(held_out, weight, bias, padding=1),
+                               atol=1e-4, rtol=1e-5)
+
+
+def test_install_linear_fit_holds_in_train_mode_on_the_same_batch():
+    conv, bn, weight, bias, x = _fit_pair()
+    install_linear_fit(conv, bn, weight, bias, x)
+    with torch.no_grad():
+        got = bn.train()(conv(x))
+    torch.testing.assert_close(got, F.conv2d(x, weight, bias, padding=1), atol=1e-3, rtol=1e-4)
+
+
+def test_install_linear_fit_without_bn_uses_the_conv_bias():
+    conv = nn.Conv2d(3, 6, 3, padding=1)
+    weight, bias, x = torch.randn(6, 3, 3, 3), torch.randn(6), torch.randn(2, 3, 5, 5)
+    install_linear_fit(conv, None, weight, bias, x)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), F.conv2d(x, weight, bias, padding=1))
+
+
+@pytest.fixture(scope="module")
+def resnet_chain():
+    model = build_model("resnet20", width=0.25)
+    _randomise_bn(model)
+    return model.eval(), walk(model, (1, 3, 32, 32))
+
+
+def test_preactivation_of_a_conv_bn_relu_maxpool_block_is_bn_before_the_pool():
+    model = build_model("vgg11", width=0.25)
+    _randomise_bn(model)
+    chain = walk(model.eval(), (1, 3, 32, 32))
+    block = next(b for b in chain.blocks if b.kind == "conv" and b.tail is not None)
+    x = torch.randn(2, *block.in_shape[1:])
+    layer = model.get_submodule(block.name)  # conv, bn, relu
+    with torch.no_grad():
+        pre = preactivation(block.module, x)
+        torch.testing.assert_close(pre, layer.bn(layer.conv(x)))
+        assert pre.shape[-1] == x.shape[-1] > block.out_shape[-1]  # before the pool
+        assert (pre < 0).any()
+        torch.testing.assert_close(activation_tail(block.module)(pre), block.module(x))
+
+
+@pytest.mark.parametrize("index", [1, 4], ids=["identity-shortcut", "projection-shortcut"])
+def test_preactivation_of_a_post_activation_basic_block_is_main_plus_shortcut(resnet_chain,
+                                                                              index):
+    model, chain = resnet_chain
+    block = chain.blocks[index]
+    root = model.get_submodule(block.name)
+    x = torch.randn(2, *block.in_shape[1:])
+    with torch.no_grad():
+        main = root.bn2(root.conv2(F.relu(root.bn1(root.conv1(x)))))
+        shortcut = x if root.downsample is None else root.downsample(x)
+        pre = preactivation(block.module, x)
+        torch.testing.assert_close(pre, main + shortcut)
+        torch.testing.assert_close(activation_tail(block.module)(pre), block.module(x))
+
+
+def test_preactivation_of_a_block_without_a_final_activation_is_its_output(resnet_chain):
+    stem = resnet_chain[1].blocks[0]  # a bare conv
+    x = torch.randn(2, *stem.in_shape[1:])
+    with torch.no_grad():
+        torch.testing.assert_close(preactivation(stem.module, x), stem.module(x))
+    assert activation_tail(stem.module) is None
+
+
+class _InPlace(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(F.relu(self.conv(x), inplace=True))
+
+
+def test_preactivation_is_not_overwritten_by_an_in_place_relu():
+    module = _InPlace().eval()
+    traced = fx.symbolic_trace(module)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        pre = preactivation(traced, x)
+        torch.testing.assert_close(pre, module.conv(x))
+        torch.testing.assert_close(activation_tail(traced)(pre), module(x))
+
+
+@pytest.fixture(scope="module")
+def trained_chain(small_data):
+    """ResNet-20 at width 0.25 after 40 SGD steps on real images: non-random weights."""
+    from recast.datasets import BatchLoader
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model("resnet20", width=0.25).train()
+    opt = torch.optim.SGD(model.parameters(), 0.05, momentum=0.9, nesterov=True)
+    loader = BatchLoader(small_data.train, small_data.mean, small_data.std, 32, seed=0)
+    for _, (x, y) in zip(range(40), loader):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    fit = _images(small_data.train, 200, small_data.mean, small_data.std)
+    held_out = _images(small_data.test, 200, small_data.mean, small_data.std)
+    return walk(model.eval(), (1, 3, 32, 32)), fit, held_out
+
+
+def _inputs(chain, index: int, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        for block in chain.blocks[:index]:
+            x = block.module(x)
+    return x
+
+
+@pytest.mark.parametrize("index", [2, 4], ids=["identity-shortcut", "projection-shortcut"])
+def test_solve_block_beats_the_shortcut_warm_start_on_held_out_images(trained_chain, index):
+    chain, fit, held_out = trained_chain
+    block = chain.blocks[index]
+    target = ConvBlock(block.in_channels, block.out_channels, block.stride)
+    out_idx = warm_conv_from_basic(block.module, target, torch.arange(block.in_channels))
+    x_fit, x_test = _inputs(chain, index, fit), _inputs(chain, index, held_out)
+
+    def relative_mse() -> float:
+        with torch.no_grad():
+            expected = preactivation(block.module, x_test)[:, out_idx]
+            return float(F.mse_loss(target.eval().bn(target.conv(x_test)), expected)
+                         / expected.var())
+
+    shortcut = relative_mse()
+    result = solve_block(block.module, target, x_fit, x_fit, out_idx)
+    assert result["solved"] == 1.0 and result["mse_after"] < result["mse_before"]
+    assert relative_mse() < shortcut / 3  # measured: 0.63 -> 0.10, 0.43 -> 0.09
+
+
+def test_solve_block_recovers_a_basic_block_conv2_through_the_shortcut(resnet_chain):
+    model, chain = resnet_chain
+    block = chain.blocks[4]  # projection shortcut
+    teacher = model.get_submodule(block.name)
+    basic = BasicBlock(block.in_channels, block.out_channels, block.stride)
+    for name, source in [("conv1", teacher.conv1), ("bn1", teacher.bn1),
+                         ("shortcut", teacher.downsample)]:
+        getattr(basic, name).load_state_dict(source.state_dict())  # conv2, bn2 stay random
+    x = torch.randn(16, *block.in_shape[1:])
+    result = solve_block(block.module, nn.Sequential(basic, nn.Identity()), x, x, ridge=1e-8)
+    assert result["mse_after"] < 1e-6 * result["teacher_var"] < result["mse_before"]
+
+
+def test_solve_block_leaves_every_module_in_the_mode_it_found_it(resnet_chain):
+    block = resnet_chain[1].blocks[1]
+    target = ConvBlock(block.in_channels, block.out_channels).train()
+    target.bn.eval()
+    block.module.eval()
+    x = torch.randn(4, *block.in_shape[1:])
+    solve_block(block.module, target, x, x)
+    assert target.training and target.conv.training and not target.bn.training
+    assert not any(m.training for m in block.module.modules())
+    assert int(target.bn.num_batches_tracked) == 0  # no train-mode forward ran
+
+
+def test_fit_next_conv_beats_slicing_after_top_l1_selection(small_data):
+    torch.manual_seed(0)
+    first = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                          nn.ReLU())
+    conv, bn = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+    _randomise_bn(first)
+    _randomise_bn(bn)
+    first.eval()
+    bn.eval()
+    keep = first[0].weight.abs().flatten(1).sum(1).topk(4).indices.sort().values
+    sliced, sliced_bn = nn.Conv2d(4, 8, 3, padding=1, bias=False), copy.deepcopy(bn)
+    with torch.no_grad():
+        sliced.weight.copy_(conv.weight[:, keep])
+    fitted, fitted_bn = copy.deepcopy(sliced), copy.deepcopy(sliced_bn)
+    mean, std = small_data.mean, small_data.std
+    with torch.no_grad():
+        train = first(_images(small_data.train, 200, mean, std))
+        test = first(_images(small_data.test, 200, mean, std))
+    result = fit_next_conv(fitted, fitted_bn, conv, train[:, keep], train)
+
+    def error(student: nn.Conv2d, student_bn: nn.Module) -> float:
+        with torch.no_grad():
+            return float(F.mse_loss(student_bn(student(test[:, keep])), bn(conv(test))))
+
+    assert result["mse_after"] < result["mse_before"]
+    assert error(fitted, fitted_bn) < 0.5 * error(sliced, sliced_bn)
+
+
+def _calibration_model() -> nn.Sequential:
+    # dropout before the BN: were it on during calibration, the statistics would be off
+    return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Dropout(0.9), nn.BatchNorm2d(4),
+                         nn.ReLU(), nn.Conv2d(4, 2, 1), nn.BatchNorm2d(2, momentum=0.3))
+
+
+def test_recalibrate_bn_moves_running_statistics_to_the_data():
+    model = _calibration_model().eval()
+    batches = [(3 + 2 * torch.randn(16, 3, 8, 8), torch.zeros(16)) for _ in range(5)]
+    assert recalibrate_bn(model, batches) == 80
+    with torch.no_grad():
+        z = model[0](torch.cat([x for x, _ in batches])).transpose(0, 1).flatten(1)
+    torch.testing.assert_close(model[2].running_mean, z.mean(1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(model[2].running_var, z.var(1), atol=0, rtol=0.03)
+
+
+def test_recalibrate_bn_restores_modes_and_momentum():
+    model = _calibration_model().train()
+    model[5].eval()
+    batches = [torch.randn(8, 3, 8, 8) for _ in range(4)]
+    assert recalibrate_bn(model, batches, max_batches=2) == 16
+    assert [m.training for m in model] == [True, True, True, True, True, False]
+    assert model.training and model[2].momentum == 0.1 and model[5].momentum == 0.3
+
+
+def test_recalibrate_bn_refuses_an_empty_loader():
+    model = _calibration_model()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(RecastError, match="no batches"):
+        recalibrate_bn(model, [])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
