@@ -1,22 +1,20 @@
-"""The vocabulary of target block kinds a teacher's blocks can be recast into.
+"""The vocabulary of block kinds a teacher's blocks can be recast into.
 
 Every kind is built the same way, from input width, output width, stride and
 (where the kind has one) a mid width or growth rate, so the planner can ask
-for any kind by name: ``build_block("basic", 64, 128, stride=2)``.
+for any kind by name: ``build_block("basic", 64, 128, stride=2)``. Each kind's
+file registers it (:mod:`blocks.registry`); importing this package registers
+the built-in kinds.
 """
 
-from blocks.basic import BasicBlock
-from blocks.bottleneck import Bottleneck
-from blocks.conv import ConvBlock
-from blocks.dense import DenseBlock
-from blocks.registry import BLOCK_KINDS, BlockSpec, build_block
+from blocks.registry import (BLOCK_KINDS, BlockKind, BlockSpec, SourceBlock, block_kind,
+                             build_block, register_kind)
+from blocks.conv import ConvBlock  # noqa: E402  (registers "conv")
+from blocks.basic import BasicBlock  # noqa: E402  (registers "basic")
+from blocks.bottleneck import Bottleneck  # noqa: E402
+from blocks.dense import DenseBlock, DenseLayer  # noqa: E402
 
 __all__ = [
-    "BLOCK_KINDS",
-    "BasicBlock",
-    "BlockSpec",
-    "Bottleneck",
-    "ConvBlock",
-    "DenseBlock",
-    "build_block",
+    "BLOCK_KINDS", "BasicBlock", "BlockKind", "BlockSpec", "Bottleneck", "ConvBlock",
+    "DenseBlock", "DenseLayer", "SourceBlock", "block_kind", "build_block", "register_kind",
 ]

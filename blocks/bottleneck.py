@@ -2,6 +2,8 @@
 
 from torch import Tensor, nn
 
+from blocks.registry import BlockKind, BlockSpec, SourceBlock, register_kind, same_widths, \
+    scaled, target_width
 from blocks.shortcut import shortcut
 
 
@@ -27,10 +29,22 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(mid, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.shortcut = shortcut(in_channels, out_channels, stride)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + self.shortcut(x))
+
+
+def _target_spec(source: SourceBlock, ratio: float, in_channels: int) -> BlockSpec:
+    mid = scaled(source.mid_channels or max(1, source.out_channels // 4), ratio)
+    return BlockSpec("bottleneck", in_channels, target_width(source, ratio, "bottleneck"),
+                     source.stride, mid_channels=mid)
+
+
+BOTTLENECK = register_kind(BlockKind(
+    "bottleneck",
+    lambda s: Bottleneck(s.in_channels, s.out_channels, s.stride, s.mid_channels),
+    _target_spec, same_widths("bottleneck"), summary="1x1 - 3x3 - 1x1 + shortcut"))

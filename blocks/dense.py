@@ -3,6 +3,8 @@
 import torch
 from torch import Tensor, nn
 
+from blocks.registry import BlockKind, BlockSpec, SourceBlock, register_kind, scaled
+
 
 class DenseLayer(nn.Module):
     """BN-ReLU-1x1 (4k) - BN-ReLU-3x3 (k); the caller concatenates."""
@@ -13,7 +15,7 @@ class DenseLayer(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 4 * growth, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(4 * growth)
         self.conv2 = nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False)
-        self.relu = nn.ReLU(inplace=False)
+        self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(self.relu(self.bn1(x)))
@@ -48,3 +50,24 @@ class DenseBlock(nn.Module):
         for layer in self.layers:
             x = torch.cat([x, layer(x)], 1)
         return x
+
+
+def _target_spec(source: SourceBlock, ratio: float, in_channels: int) -> BlockSpec:
+    if source.kind != "dense" or not source.growth or not source.n_layers:
+        raise ValueError(f"block {source.name} is {source.kind}: a dense target needs a dense "
+                         f"source (its layer count and growth); choose --target conv or basic")
+    growth = scaled(source.growth, ratio)
+    return BlockSpec("dense", in_channels, in_channels + source.n_layers * growth, 1,
+                     growth=growth)
+
+
+def _rebuild(source: SourceBlock, in_channels: int) -> BlockSpec:
+    growth = source.growth or 12
+    out = in_channels + source.n_layers * growth if source.n_layers and source.growth \
+        else source.out_channels
+    return BlockSpec("dense", in_channels, out, source.stride, growth=source.growth)
+
+
+DENSE = register_kind(BlockKind(
+    "dense", lambda s: DenseBlock(s.in_channels, s.out_channels, s.stride, s.growth or 12),
+    _target_spec, _rebuild, summary="DenseNet-BC dense block"))

@@ -17,8 +17,8 @@ from recast.plan import Plan, make_plan
 from recast.report import compression_report
 from recast.walker import Block, BlockChain, walk
 from recast.datasets import BatchLoader, load_data
-from recast.engine import RecastConfig
-from recast.pipeline import PRESETS, RecastResult, recast
+from recast.settings import PRESETS, RecastConfig
+from recast.pipeline import RecastResult, recast
 from recast.serialize import load_student
 
 __all__ = [

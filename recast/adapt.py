@@ -11,6 +11,8 @@ import copy
 import torch
 from torch import fx, nn
 
+from blocks.weights import copy_bn
+
 from recast.errors import PlanError
 from recast.ops import target_name
 
@@ -54,10 +56,7 @@ def adapt_input(
 def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels: int) -> None:
     """Copy ``old``'s weights for the kept input channels into ``new``."""
     if isinstance(old, nn.modules.batchnorm._BatchNorm):
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            source = getattr(old, name)
-            if source is not None:
-                getattr(new, name).copy_(source[keep])
+        copy_bn(old, new, keep)
     elif isinstance(old, nn.Conv2d):
         new.weight.copy_(old.weight[:, keep])
         if old.bias is not None:

@@ -7,18 +7,19 @@ recipe the teacher was trained with.
 """
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from recast.errors import RecastError
-from recast.losses import hinton_kd, labels_only, logit_mse_ce
+from recast.losses import LOSSES
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
 
-METHODS = ("recast", "kd", "kd-mse", "scratch")
+# baseline method -> its loss in the registry (recast/losses.py)
+BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce"}
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:
@@ -49,22 +50,10 @@ def train_student(
     """Train ``student`` by ``method`` for ``epochs``; accuracy and cost out."""
     teacher = teacher.to(device).eval().requires_grad_(False)
     student = student.to(device).train()
-    losses: dict[str, Callable[..., Tensor]] = {
-        "kd": lambda s, t, y: hinton_kd(s, t, y, temperature, alpha),
-        "kd-mse": logit_mse_ce,
-        "scratch": labels_only,
-    }
-    if method not in losses:
-        raise RecastError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
-    combine = losses[method]
-    needs_teacher = combine is not labels_only
-
-    def loss_fn(x: Tensor, y: Tensor) -> Tensor:
-        expected = None
-        if needs_teacher:
-            with torch.no_grad():
-                expected = teacher(x)
-        return combine(student(x), expected, y)
+    if method not in BASELINES:
+        raise RecastError(f"unknown --method {method!r}; use recast or one of "
+                          f"{', '.join(BASELINES)}")
+    loss_fn = LOSSES[BASELINES[method]].objective(student, teacher, temperature, alpha)
 
     accuracies: list[float] = []
 

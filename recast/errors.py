@@ -15,3 +15,11 @@ class PlanError(RecastError):
 
 class NonFiniteLoss(RecastError):
     """The loss became NaN or infinite: the phase is retried at a lower rate."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the CLI says how to continue the run, if there is one."""
+
+    def __init__(self, signal_name: str = "SIGINT", folder: str | None = None) -> None:
+        super().__init__(signal_name)
+        self.signal_name, self.folder = signal_name, folder

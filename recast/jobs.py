@@ -1,6 +1,7 @@
-"""What the CLI's job commands do: run a recast, train a teacher, evaluate."""
+"""What the CLI's job commands do: run a recast (or a baseline), train a teacher,
+evaluate a saved student. Each takes typed settings, never argparse.
+"""
 
-import argparse
 import json
 import shutil
 import time
@@ -8,30 +9,32 @@ from pathlib import Path
 
 import torch
 
-from recast.datasets import BatchLoader, Data, load_data
+from recast.baselines import fresh_student, train_student
 from recast.checkpoint import rng_state, set_rng_state
-from recast.engine import RecastConfig
-from recast.errors import RecastError
-from recast.pipeline import PRESETS, recast
-from recast.plan import make_plan
-from recast.walker import walk
-from recast.progress import Progress
-from recast.serialize import load_student
+from recast.datasets import BatchLoader, Data, load_data
+from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights, atomic_write_text
-from recast.teacher import TEACHER_PRESETS, load_teacher, train_teacher
+from recast.pipeline import RecastResult, recast
+from recast.plan import Plan, make_plan
+from recast.progress import Progress
+from recast.run_report import trained_report
+from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
+from recast.runspec import RunSpec
+from recast.serialize import load_student
+from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_teacher, \
+    train_teacher
 from recast.training import evaluate, pick_device
+from recast.walker import walk
 
 
-def _data(args: argparse.Namespace) -> Data:
-    dataset = args.dataset if args.dataset != "imagenet" else None
-    return load_data(dataset, args.data_dir, args.limit_train, args.limit_test)
-
-
-def _teacher_model(args: argparse.Namespace, data: Data) -> torch.nn.Module:
-    """The teacher built to fit the data's classes, channels and image size."""
-    from recast.cli import build_teacher
-
-    return build_teacher(args, data.num_classes, data.in_channels, data.image_size)
+def load_job_data(dataset: str | None, data_dir: str | None, limit_train: int | None,
+                  limit_test: int | None, progress: Progress) -> Data:
+    """The data, with its notes (demo sample, layout read) shown as note lines."""
+    data = load_data(dataset if dataset != "imagenet" else None, data_dir, limit_train,
+                     limit_test)
+    for note in data.notes:
+        progress.log(f"recast: note: {note}")
+    return data
 
 
 def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, BatchLoader]:
@@ -39,177 +42,64 @@ def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, Batch
             BatchLoader(data.test, data.mean, data.std, 256, train=False))
 
 
-# what a recast run writes into its folder: --force removes these and nothing else
-RUN_ARGS = "run-args.json"
-RUN_FILES = (RUN_ARGS, "teacher.safetensors", "teacher-state.json", "student.safetensors",
-             "student.json", "report.json", "report.md", "config.json")
-RUN_FOLDERS = ("checkpoint", "plots", "tensorboard")
+def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progress) -> Plan:
+    shape = (1, data.in_channels, data.image_size, data.image_size)
+    chain = walk(teacher, shape, leaf_modules=spec.model.leaf_modules)
+    for note in chain.notes:
+        progress.log(f"recast: note: {note}")
+    return make_plan(chain, spec.target, spec.widths)
 
 
-def _prepare_out(path: Path, resume: bool = False, force: bool = False,
-                 keep: Path | None = None) -> Path:
-    """A folder for a new run, or the run to resume; never overwrites silently.
-
-    --force clears only a folder that holds a recast run, and only the run's
-    own files; ``keep`` (the --teacher file, if it lives there) stays.
-    """
-    if path.exists() and not path.is_dir():
-        raise RecastError(f"--out {path} is a file, not a folder; choose a new folder name")
-    holds_files = path.exists() and any(path.iterdir())
-    if resume:
-        if not (path / RUN_ARGS).is_file():
-            raise RecastError(f"--resume: {path} holds no recast run to resume; drop --resume "
-                              f"or give the folder of an interrupted run")
-        if (path / "report.json").is_file():
-            raise RecastError(f"--resume: the run in {path} has already finished "
-                              f"(report.md is there); nothing to resume")
-        return path
-    if holds_files and force:
-        if not any((path / marker).exists() for marker in (RUN_ARGS, "report.json",
-                                                            "student.json")):
-            raise RecastError(f"--force: {path} does not hold a recast run, so nothing there "
-                              f"is replaced; choose a new folder")
-        for name in RUN_FILES:
-            if keep is None or (path / name).resolve() != keep.resolve():
-                (path / name).unlink(missing_ok=True)
-        for folder in RUN_FOLDERS:
-            shutil.rmtree(path / folder, ignore_errors=True)
-    elif holds_files:
-        raise RecastError(f"--out {path} already holds files; add --resume to continue the "
-                          f"run there, --force to start it over (replaces its run files), or "
-                          f"choose a new folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RecastError(f"--out {path} is not writable ({exc.strerror}); choose another "
-                          f"folder") from exc
-    return path
-
-
-def _saved_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
-    """On --resume the run's own settings win; only how it is shown may change."""
-    try:
-        saved = json.loads((out / RUN_ARGS).read_text())
-        for name in ("quiet", "debug", "device", "resume", "force"):
-            saved[name] = getattr(args, name, None)
-        saved["widths_parsed"]  # written by every run that can be resumed
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RecastError(f"--resume: {out / RUN_ARGS} is damaged ({exc}); start again with "
-                          f"--force") from exc
-    return argparse.Namespace(**saved, func=args.func)
-
-
-def _write_args(args: argparse.Namespace, out: Path) -> None:
-    settings = {k: v for k, v in vars(args).items()
-                if k not in ("func", "resume", "force", "debug")}
-    atomic_write_text(out / RUN_ARGS, json.dumps(settings, indent=2))
-
-
-def recast_config(args: argparse.Namespace) -> RecastConfig:
-    """The run's settings: the preset, then explicit flags. A resumed run keeps the
-    settings it started with, even if the preset has changed since."""
-    if getattr(args, "resolved_config", None):
-        return RecastConfig(**args.resolved_config)
-    settings = dict(PRESETS[args.preset])
-    if args.epochs_per_block is not None or args.finetune_epochs is not None:
-        settings.pop("budget_epochs", None)  # explicit epochs replace the preset's budget
-    for name in ("epochs_per_block", "finetune_epochs", "lr", "batch_size", "optimizer",
-                 "scheduler", "init", "block_training", "finetune_loss",
-                 "finetune_optimizer", "finetune_lr", "budget_epochs", "block_fraction"):
-        value = getattr(args, name)
-        if value is not None:
-            settings[name] = value
-    settings["freeze_prefix"] = args.freeze_prefix
-    settings["seed"] = args.seed
-    return RecastConfig(**settings)
-
-
-def run_recast(args: argparse.Namespace, widths) -> None:
-    resume = getattr(args, "resume", False)
-    if resume and not args.out:
-        raise RecastError("--resume needs --out DIR: the folder of the run to continue")
-    if resume:
-        out = _prepare_out(Path(args.out), resume=True)
-        args = _saved_args(args, out)
-        widths = args.widths_parsed
-    name = args.model or Path(args.model_file.split(":")[0]).stem
-    out = Path(args.out or f"runs/{name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}")
-    progress = Progress(quiet=args.quiet)
+def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None:
+    """The recast job (or a --method baseline) into its run folder."""
+    out = Path(spec.out or f"runs/{spec.model.label}-{spec.target}-"
+               f"{time.strftime('%Y%m%d-%H%M%S')}")
+    progress = Progress(quiet=spec.quiet)
     if resume:
         progress.log(f"resuming the run in {out} with its saved settings")
-    torch.manual_seed(args.seed)
-    data = _data(args)
-    teacher = _teacher_model(args, data)
-    config = recast_config(args)
-    shape = (1, data.in_channels, data.image_size, data.image_size)
-    make_plan(walk(teacher, shape), args.target, widths)  # a bad plan fails before training
-    if args.teacher:
-        load_teacher(teacher, args.teacher)
+    torch.manual_seed(spec.seed)
+    data = load_job_data(spec.model.dataset, spec.data_dir, spec.limit_train, spec.limit_test,
+                         progress)
+    teacher = build_teacher(spec.model, data.num_classes, data.in_channels, data.image_size)
+    plan = _plan(teacher, data, spec, progress)  # a bad plan fails before any training
+    if spec.teacher:
+        load_teacher(teacher, spec.teacher)
     if not resume:
-        out = _prepare_out(out, force=getattr(args, "force", False),
-                           keep=Path(args.teacher) if args.teacher else None)
-        args.widths_parsed = widths
-        if args.method == "recast":
-            args.resolved_config = config.to_json()
-            _write_args(args, out)
-    train_loader, test_loader = _loaders(data, config.batch_size, args.seed)
-    device = pick_device(args.device)
+        prepare_new(out, force, keep=Path(spec.teacher) if spec.teacher else None)
+        if spec.method == "recast":
+            save_spec(spec, out)
+    try:
+        _run_in(out, spec, data, teacher, plan, progress, resume)
+    except KeyboardInterrupt as stop:
+        name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
+        raise Stopped(name, str(out) if spec.method == "recast" else None) from None
+
+
+def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan: Plan,
+            progress: Progress, resume: bool) -> None:
+    train_loader, test_loader = _loaders(data, spec.config.batch_size, spec.seed)
+    device = pick_device(spec.device)
     progress.watch(out / "tensorboard")  # live events, when tensorboard is installed
-    teacher_info: dict = {"source": args.teacher}
-    teacher_accuracy = None
-    teacher_state = out / "teacher-state.json"
-    if args.teacher:
-        teacher_info = {"source": args.teacher}  # loaded above
-    elif resume and teacher_state.is_file():
-        load_teacher(teacher, out / "teacher.safetensors")
-        saved = json.loads(teacher_state.read_text())
-        teacher_info, teacher_accuracy = saved["info"], saved["info"]["accuracy"]
-        set_rng_state(saved["rng"], train_loader.generator)
-        progress.log(f"teacher: the one this run trained ({teacher_accuracy}%)")
-    else:
-        epochs, lr = TEACHER_PRESETS[args.preset]
-        epochs = args.teacher_epochs if args.teacher_epochs is not None else epochs
-        progress.log(f"no --teacher given: training {name} for {epochs} epochs first "
-                     f"(kept as {out / 'teacher.safetensors'})")
-        result = train_teacher(teacher, train_loader, test_loader, epochs,
-                               args.teacher_lr or lr, device, progress)
-        atomic_save_weights(teacher, out / "teacher.safetensors")
-        teacher_info = {"source": "trained", "epochs": epochs, "lr": args.teacher_lr or lr,
-                        "seconds": round(result["seconds"], 1),
-                        "accuracy": round(result["accuracy"], 2)}
-        teacher_accuracy = result["accuracy"]
-        # where the data order and RNG stood: a resumed run continues from here
-        atomic_write_text(teacher_state, json.dumps(
-            {"info": teacher_info, "rng": rng_state(train_loader.generator)}))
+    info, accuracy = _teacher_in_run(out, spec, teacher, train_loader, test_loader, device,
+                                     progress, resume)
     teacher.cpu().eval()
-    if teacher_accuracy is None:
-        teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
-    progress.log(f"teacher accuracy {teacher_accuracy:.2f}% on {len(data.test)} test images")
-    if args.method != "recast":
+    if accuracy is None:
+        accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
+    progress.log(f"teacher accuracy {accuracy:.2f}% on {len(data.test)} test images")
+    if spec.method != "recast":
         if resume:
             raise RecastError("--resume continues recast runs; a --method baseline starts "
                               "again with --force")
-        _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out,
-                      (train_loader, test_loader), device, progress, name)
+        run_baseline(spec, plan, teacher, accuracy, data, out, (train_loader, test_loader),
+                     device, progress)
         progress.close()
         return
-    result = recast(teacher, args.target, widths, train_loader=train_loader,
-                    test_loader=test_loader,
-                    input_shape=(1, data.in_channels, data.image_size, data.image_size),
-                    config=config, device=args.device, progress=progress,
-                    teacher_accuracy=teacher_accuracy, checkpoints=out / "checkpoint")
-    result.report["model"] = name
-    result.report["num_classes"] = data.num_classes
-    result.report["data"] = {"source": data.source, "train": len(data.train),
-                             "test": len(data.test)}
-    result.report["teacher"]["training"] = teacher_info
-    result.extra = {"argv": vars(args) | {"func": None}, "preset": args.preset,
-                    "target": args.target, "widths": widths, "teacher": teacher_info,
-                    "data": result.report["data"], "normalisation": {
-                        "mean": data.mean, "std": data.std}}
+    result = recast(teacher, spec.target, spec.widths, train_loader=train_loader,
+                    test_loader=test_loader, input_shape=plan.chain.input_shape,
+                    config=spec.config, device=spec.device, progress=progress,
+                    teacher_accuracy=accuracy, checkpoints=out / "checkpoint",
+                    leaf_modules=spec.model.leaf_modules)
+    _describe(result, spec, data, info)
     progress.close()
     result.save(out)
     # the student is saved now: what only a resume needed goes
@@ -221,66 +111,121 @@ def run_recast(args: argparse.Namespace, widths) -> None:
           f"mults {report['ratio']['mults']}x fewer | {out}/report.md")
 
 
-def _run_baseline(args, teacher, teacher_accuracy, widths, config, data, out, loaders,
-                  device, progress, name) -> None:
-    """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
-    from recast.baselines import fresh_student, train_student
-    from recast.pipeline import RecastResult
-    from recast.report import compression_report
+def _teacher_in_run(out: Path, spec: RunSpec, teacher: torch.nn.Module, train_loader,
+                    test_loader, device: torch.device, progress: Progress,
+                    resume: bool) -> tuple[dict, float | None]:
+    """The given teacher, the one this run trained before a resume, or a new one."""
+    state = out / "teacher-state.json"
+    if spec.teacher:
+        return {"source": spec.teacher}, None  # loaded before the folder was made
+    if resume and state.is_file():
+        load_teacher(teacher, out / TRAINED_TEACHER)
+        saved = json.loads(state.read_text())
+        set_rng_state(saved["rng"], train_loader.generator)
+        progress.log(f"teacher: the one this run trained ({saved['info']['accuracy']}%)")
+        return saved["info"], saved["info"]["accuracy"]
+    epochs, lr = TEACHER_PRESETS[spec.preset]
+    epochs = spec.teacher_epochs if spec.teacher_epochs is not None else epochs
+    lr = spec.teacher_lr or lr
+    progress.log(f"no --teacher given: training {spec.model.label} for {epochs} epochs first "
+                 f"(kept as {out / TRAINED_TEACHER})")
+    result = train_teacher(teacher, train_loader, test_loader, epochs, lr, device, progress)
+    atomic_save_weights(teacher, out / TRAINED_TEACHER)
+    info = {"source": "trained", "epochs": epochs, "lr": lr,
+            "seconds": round(result["seconds"], 1), "accuracy": round(result["accuracy"], 2)}
+    # where the data order and RNG stood: a resumed run continues from here
+    atomic_write_text(state, json.dumps({"info": info, "rng": rng_state(train_loader.generator)}))
+    return info, result["accuracy"]
 
-    shape = (1, data.in_channels, data.image_size, data.image_size)
-    plan = make_plan(walk(teacher, shape), args.target, widths)
-    budget = (args.budget if args.budget is not None else
-              config.budget_epochs if config.budget_epochs is not None else
-              config.epochs_per_block * len(plan.recast_steps()) + config.finetune_epochs)
-    progress.log(f"--method {args.method}: training the planned student for {budget} epochs")
-    result = train_student(args.method, fresh_student(plan), teacher, *loaders, budget,
-                           device, progress, lr=args.lr or 0.05, curve=[])
+
+def _describe(result: RecastResult, spec: RunSpec, data: Data, teacher_info: dict) -> None:
+    """What the report and config.json say about the run beyond the recast itself."""
+    report = result.report
+    report["model"] = spec.model.label
+    report["num_classes"] = data.num_classes
+    report["data"] = _data_record(spec, data)
+    report["teacher"]["training"] = teacher_info
+    result.extra = {"run": spec.to_json(), "preset": spec.preset, "target": spec.target,
+                    "widths": spec.widths, "teacher": teacher_info, "data": report["data"],
+                    "normalisation": {"mean": data.mean, "std": data.std}}
+
+
+def _data_record(spec: RunSpec, data: Data) -> dict:
+    """Which data the run used, precisely enough for `recast eval` to find it again."""
+    data_dir = str(Path(spec.data_dir).resolve()) if spec.data_dir else None
+    return {"source": data.source, "train": len(data.train), "test": len(data.test),
+            "data_dir": data_dir, "dataset": spec.model.dataset, "limit_test": spec.limit_test}
+
+
+def run_baseline(spec: RunSpec, plan: Plan, teacher: torch.nn.Module, teacher_accuracy: float,
+                 data: Data, out: Path, loaders, device, progress: Progress) -> None:
+    """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
+    budget = spec.budget if spec.budget is not None else \
+        spec.config.total_epochs(len(plan.recast_steps()))
+    progress.log(f"--method {spec.method}: training the planned student for {budget} epochs")
+    result = train_student(spec.method, fresh_student(plan), teacher, *loaders, budget,
+                           device, progress, lr=spec.config.lr if "lr" in spec.given else 0.05,
+                           curve=[])
     student = result["student"].cpu().eval()
-    report = compression_report(plan, student)
-    report.update({"model": name, "method": args.method, "budget_epochs": budget,
+    report = trained_report(plan, student, teacher_accuracy, result["accuracy"])
+    report.update({"model": spec.model.label, "method": spec.method, "budget_epochs": budget,
                    "images_seen": result["images"], "recast_seconds": round(result["seconds"], 1),
                    "device": str(device), "num_classes": data.num_classes,
-                   "accuracy_drop": round(teacher_accuracy - result["accuracy"], 2)})
-    report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
-    report["student"]["accuracy"] = round(result["accuracy"], 2)
-    RecastResult(student, plan, report, config, extra={
-        "argv": vars(args) | {"func": None}, "method": args.method, "budget_epochs": budget,
-        "normalisation": {"mean": data.mean, "std": data.std}}).save(out)
-    print(f"{args.method}: teacher {report['teacher']['accuracy']}% -> student "
+                   "data": _data_record(spec, data)})
+    RecastResult(student, plan, report, spec.config, extra={
+        "run": spec.to_json(), "method": spec.method, "budget_epochs": budget,
+        "data": report["data"], "normalisation": {"mean": data.mean, "std": data.std}}).save(out)
+    print(f"{spec.method}: teacher {report['teacher']['accuracy']}% -> student "
           f"{report['student']['accuracy']}% | {out}/report.md")
 
 
-def run_train(args: argparse.Namespace) -> None:
-    progress = Progress(quiet=args.quiet)
-    torch.manual_seed(args.seed)
-    data = _data(args)
-    model = _teacher_model(args, data)
-    out = Path(args.out or f"{args.model or 'model'}-teacher.safetensors")
-    if out.exists():
-        raise RecastError(f"--out {out} exists; choose a new file name")
+def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, int | None],
+              epochs: float | None, lr: float | None, batch_size: int, out: str | None,
+              seed: int, device: str, quiet: bool) -> None:
+    """`recast train`: a teacher alone, saved as a state dict."""
+    progress = Progress(quiet=quiet)
+    torch.manual_seed(seed)
+    data = load_job_data(model.dataset, data_dir, *limits, progress)
+    teacher = build_teacher(model, data.num_classes, data.in_channels, data.image_size)
+    path = Path(out or f"{model.label}-teacher.safetensors")
+    if path.exists():
+        raise RecastError(f"--out {path} exists; choose a new file name")
     try:  # find out now, not after the training, that the file cannot be written
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_name(out.name + ".tmp").write_bytes(b"")
-        out.with_name(out.name + ".tmp").unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_name(path.name + ".tmp").write_bytes(b"")
+        path.with_name(path.name + ".tmp").unlink()
     except OSError as exc:
-        raise RecastError(f"--out {out} cannot be written ({exc.strerror}); choose another "
+        raise RecastError(f"--out {path} cannot be written ({exc.strerror}); choose another "
                           f"path") from exc
-    train_loader, test_loader = _loaders(data, args.batch_size, args.seed)
-    epochs, lr = TEACHER_PRESETS["fast"]
-    result = train_teacher(model, train_loader, test_loader, args.epochs or epochs,
-                           args.lr or lr, pick_device(args.device), progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save_weights(model, out)
-    print(json.dumps({"out": str(out), "accuracy": round(result["accuracy"], 2),
+    train_loader, test_loader = _loaders(data, batch_size, seed)
+    default_epochs, default_lr = TEACHER_PRESETS["fast"]
+    result = train_teacher(teacher, train_loader, test_loader, epochs or default_epochs,
+                           lr or default_lr, pick_device(device), progress)
+    atomic_save_weights(teacher, path)
+    print(json.dumps({"out": str(path), "accuracy": round(result["accuracy"], 2),
                       "seconds": round(result["seconds"], 1)}))
 
 
-def run_eval(args: argparse.Namespace) -> None:
-    student = load_student(args.run_dir)
-    saved = json.loads((Path(args.run_dir) / "config.json").read_text()) \
-        if (Path(args.run_dir) / "config.json").is_file() else {}
-    data = load_data(args.dataset, args.data_dir, None, args.limit_test)
+def run_eval(run_dir: str, dataset: str | None, data_dir: str | None,
+             limit_test: int | None, quiet: bool = False) -> None:
+    """`recast eval`: the saved student on the data the run recorded (or the data given)."""
+    folder = Path(run_dir)
+    student = load_student(folder)
+    config_file = folder / "config.json"
+    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    record = saved.get("data", {})
+    if dataset is None and data_dir is None:
+        data_dir, dataset = record.get("data_dir"), record.get("dataset")
+        limit_test = limit_test or record.get("limit_test")
+        if data_dir is not None and not Path(data_dir).exists():
+            raise RecastError(f"the run was trained on {data_dir}, which is gone; pass the "
+                              f"data with --data-dir DIR")
+    progress = Progress(quiet=quiet)
+    data = load_job_data(dataset, data_dir, None, limit_test, progress)
+    classes = json.loads((folder / "student.json").read_text()).get("num_classes")
+    if classes is not None and classes != data.num_classes:
+        raise RecastError(f"the student has {classes} classes but the data has "
+                          f"{data.num_classes}; evaluate it on the data it was trained on")
     norm = saved.get("normalisation", {})
     mean, std = tuple(norm.get("mean", data.mean)), tuple(norm.get("std", data.std))
     loader = BatchLoader(data.test, mean, std, 256, train=False)
@@ -290,5 +235,5 @@ def run_eval(args: argparse.Namespace) -> None:
         raise RecastError(f"the saved student does not fit this data "
                           f"({str(exc).splitlines()[0][:120]}); use the data it was "
                           f"trained on") from exc
-    print(json.dumps({"run": str(args.run_dir), "accuracy": round(accuracy, 2),
-                      "test_images": len(data.test)}))
+    print(json.dumps({"run": str(run_dir), "accuracy": round(accuracy, 2),
+                      "test_images": len(data.test), "data": data.source}))

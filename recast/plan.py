@@ -9,20 +9,14 @@ before them got narrower.
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from torch import nn
 
-from blocks import BLOCK_KINDS, BlockSpec
+from blocks import BLOCK_KINDS, BlockSpec, block_kind
 from recast.adapt import adapt_input, output_shape
 from recast.errors import PlanError
 from recast.walker import Block, BlockChain
-
-PAPER_TYPES = {
-    ("dense", "basic"): "transformation", ("dense", "conv"): "transformation",
-    ("basic", "conv"): "transformation", ("bottleneck", "conv"): "compression",
-    ("basic", "basic"): "compression", ("conv", "conv"): "compression",
-}
 
 
 @dataclass(frozen=True)
@@ -68,15 +62,6 @@ class Plan:
     def build_student(self) -> nn.Sequential:
         """The planned student, freshly initialised where blocks change."""
         return nn.Sequential(*(self.build_block(i) for i in range(len(self.steps))))
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {"index": s.block.index, "name": s.block.name, "kind": s.block.kind,
-             "target": s.target, "in_channels": s.in_channels,
-             "out_channels": s.out_channels, "stride": s.block.stride,
-             "spec": s.spec.to_json() if s.spec else None}
-            for s in self.steps
-        ]
 
 
 def make_plan(
@@ -132,24 +117,7 @@ def _ratios(width: float | Sequence[float], count: int) -> list[float]:
 
 
 def _target_spec(block: Block, target: str, ratio: float, in_channels: int) -> BlockSpec:
-    def scaled(channels: int) -> int:
-        return max(1, round(channels * ratio))
-
-    source = block.kind
-    if target == "dense":
-        if source != "dense" or not block.growth or not block.n_layers:
-            raise PlanError(
-                f"block {block.name} is {source}: a dense target needs a dense "
-                f"source (its layer count and growth); choose --target conv or basic"
-            )
-        growth = scaled(block.growth)
-        return BlockSpec("dense", in_channels, in_channels + block.n_layers * growth,
-                         1, growth=growth)
-    if source == "bottleneck" and target != "bottleneck":
-        out = scaled(block.mid_channels or block.out_channels // 4)
-    else:
-        out = scaled(block.out_channels)
-    mid = None
-    if target == "bottleneck":
-        mid = scaled(block.mid_channels or max(1, block.out_channels // 4))
-    return BlockSpec(target, in_channels, out, block.stride, mid_channels=mid)
+    try:
+        return block_kind(target).target_spec(block, ratio, in_channels)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc

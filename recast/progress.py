@@ -67,6 +67,7 @@ class Bar:
         self.progress = progress
         self.logged = -1  # the progress batch count of the last live point
         self.stats: dict[str, float] = {}
+        self.first_lr: float | None = None  # the close line shows the rate's whole range
         self.start = time.perf_counter()
         self.tqdm: Any = None
         if not plain:
@@ -77,6 +78,8 @@ class Bar:
 
     def update(self, **stats: float) -> None:
         self.stats = stats
+        if self.first_lr is None:
+            self.first_lr = stats["lr"]
         if self.progress is not None and self.progress.writer is not None:
             self.progress.batches += 1
             if self.progress.batches % EVENT_EVERY == 0 or stats.get("pass_ended"):
@@ -100,7 +103,7 @@ class Bar:
         s = self.stats
         if s:
             print(f"{self.label}: {self.total} batches, loss {s['loss']:.4f}, "
-                  f"lr {s['lr']:.2e}, {s['rate']:.0f} img/s, "
+                  f"lr {self.first_lr:.2e} -> {s['lr']:.2e}, {s['rate']:.0f} img/s, "
                   f"{time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
 
     def _event(self) -> None:

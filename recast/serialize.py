@@ -239,13 +239,25 @@ def load_student(path: str | Path) -> nn.Sequential:
     except json.JSONDecodeError as exc:
         raise RecastError(f"{arch_file} is not valid JSON ({exc}); the run folder is "
                           f"damaged") from exc
-    student = build_from_architecture(data)
+    try:
+        student = build_from_architecture(data)
+    except RecastError:
+        raise
+    except Exception as exc:  # a field missing, a width edited, a node renamed, ...
+        raise RecastError(f"{arch_file} does not describe a student recast can build "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); it was "
+                          f"edited or damaged: restore it from the run") from exc
     try:
         state = load_file(str(weights))
     except Exception as exc:
         raise RecastError(f"{weights} cannot be read ({exc}); the file is truncated or "
                           f"corrupt") from exc
-    missing, unexpected = student.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = student.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a shape differs: student.json's widths were edited
+        raise RecastError(f"{weights} does not fit {arch_file} "
+                          f"({str(exc).splitlines()[1].strip()[:120] if chr(10) in str(exc) else exc}); "
+                          f"one of the two was edited: restore it from the run") from exc
     if missing or unexpected:
         raise RecastError(f"{weights} does not fit student.json (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]})")

@@ -1,5 +1,10 @@
-"""Teachers: load a state dict safely, or train one with a standard recipe."""
+"""Teachers: which model the user named, its weights loaded safely, or trained.
 
+A teacher is a zoo name or the user's own builder (``--model-file``), built
+for the data's classes, channels and image size.
+"""
+
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -8,14 +13,68 @@ from safetensors.torch import load_file
 from torch import nn
 
 from recast.errors import RecastError
+from recast.models import TORCHVISION_NAMES, build_model
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
+from recast.userfile import build_user_model
+
+DATASETS = {"cifar10": (32, 10), "cifar100": (32, 100), "imagenet": (224, 1000)}
 
 TEACHER_PRESETS = {  # epochs, lr: SGD + nesterov momentum 0.9, cosine, wd 5e-4
     "paper": (200, 0.1),
     "fast": (15, 0.05),
     "smoke": (1, 0.05),
 }
+
+
+
+
+@dataclass
+class ModelSpec:
+    """The teacher's architecture as the user named it."""
+
+    model: str | None = None
+    model_file: str | None = None  # path/to/file.py:builder
+    dataset: str | None = None  # sets input size and classes when no data is read
+    input_size: int | None = None
+    num_classes: int | None = None
+    in_channels: int = 3
+    teacher_width: float = 1.0
+    leaf_modules: list[str] = field(default_factory=list)  # traced whole, never inside
+
+    @property
+    def label(self) -> str:
+        return self.model or Path((self.model_file or "model").split(":")[0]).stem
+
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The shape the teacher is walked with when no data says otherwise."""
+        size, _ = DATASETS.get(self.dataset or "", (None, None))
+        size = self.input_size or size or (224 if self.model in TORCHVISION_NAMES else 32)
+        return (1, self.in_channels, size, size)
+
+    def classes(self) -> int:
+        _, classes = DATASETS.get(self.dataset or "", (None, None))
+        return self.num_classes or classes or (10 if self.input_shape()[-1] <= 64 else 1000)
+
+
+def build_teacher(spec: ModelSpec, num_classes: int, in_channels: int,
+                  input_size: int) -> nn.Module:
+    """The zoo model or --model-file builder the spec names; errors are one line."""
+    if bool(spec.model) == bool(spec.model_file):
+        raise RecastError("name a zoo model or pass --model-file FILE.py:BUILDER (one of them)")
+    if spec.model_file:
+        return build_user_model(spec.model_file, num_classes)
+    try:
+        return build_model(spec.model, num_classes=num_classes, in_channels=in_channels,
+                           width=spec.teacher_width, input_size=input_size)
+    except ValueError as exc:
+        raise RecastError(str(exc)) from exc
+
+
+def untrained_teacher(spec: ModelSpec) -> tuple[nn.Module, tuple[int, int, int, int]]:
+    """The teacher for ``inspect`` and ``report`` (no data), and its input shape."""
+    shape = spec.input_shape()
+    return build_teacher(spec, spec.classes(), shape[1], shape[-1]), shape
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:

@@ -122,12 +122,13 @@ def run_batches(
                               f"lower the learning rate (--lr)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        rate = opt.param_groups[0]["lr"]  # the rate this batch was trained with
         opt.step()
         lr_schedule.step()
         images += len(x)
         recent.append(loss.item())
         pass_ended = (step + 1) % len(loader) == 0
-        bar.update(loss=recent[-1], lr=opt.param_groups[0]["lr"],
+        bar.update(loss=recent[-1], lr=rate,
                    rate=images / (time.perf_counter() - start),
                    pass_ended=(step + 1) // len(loader) if pass_ended else 0)
         if on_epoch is not None and (pass_ended or step + 1 == total):
@@ -160,10 +161,22 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> float:
     return 100.0 * correct / max(1, total)
 
 
+def check_device(name: str) -> None:
+    """Refuse a device name torch does not know, before anything runs."""
+    try:
+        device = torch.device("cpu" if name == "auto" else name)
+    except RuntimeError:
+        raise RecastError(f"--device {name!r} is not a device; use auto (CUDA when present), "
+                          f"cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise RecastError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RecastError(f"--device {name}: CUDA is not available here; use --device cpu")
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RecastError(f"--device {name}: CUDA is not available here; use --device cpu")
+    check_device(name)
     return torch.device(name)

@@ -30,11 +30,12 @@ sys.path.insert(0, str(ROOT))
 from recast.baselines import fresh_student, train_student  # noqa: E402
 from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
-from recast.engine import RecastConfig, Recaster  # noqa: E402
+from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
+from recast.settings import RecastConfig  # noqa: E402
 from recast.teacher import load_teacher  # noqa: E402
 from recast.training import evaluate  # noqa: E402
 from recast.walker import walk  # noqa: E402
@@ -73,6 +74,24 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "warm-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
                                    finetune_loss="ce", finetune_optimizer="sgd",
                                    finetune_lr=0.02, finetune_weight_decay=5e-4)),
+    # the fast preset plus a closed-form warm start (recast/solve.py) of every target
+    # before its SGD; "next" also re-solves the rebuilt next block; "bn" recalibrates BN
+    "solve-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                                    solve="target", finetune_loss="ce",
+                                    finetune_optimizer="sgd", finetune_lr=0.02,
+                                    finetune_weight_decay=5e-4)),
+    "solve-next-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                                         solve="target+next", finetune_loss="ce",
+                                         finetune_optimizer="sgd", finetune_lr=0.02,
+                                         finetune_weight_decay=5e-4)),
+    "solve-bn-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                                       solve="target", bn_recalibration=2048,
+                                       finetune_loss="ce", finetune_optimizer="sgd",
+                                       finetune_lr=0.02, finetune_weight_decay=5e-4)),
+    "solve-kd-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
+                                    solve="target", finetune_loss="kd",
+                                    finetune_optimizer="sgd", finetune_lr=0.02,
+                                    finetune_weight_decay=5e-4)),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
     "local-kd-sgd": (0.1, dict(block_training="local", init="teacher", optimizer="adam",
                                lr=1e-3, finetune_loss="kd", finetune_optimizer="sgd",
@@ -141,21 +160,22 @@ def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Modu
 def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
                progress: Progress) -> dict[str, Any]:
     fraction, overrides = VARIANTS[variant]
-    steps = 1 if overrides.get("block_training") == "local" else len(plan.recast_steps())
     settings = dict(overrides)
-    if fraction is not None:
-        settings["epochs_per_block"] = budget * fraction / steps
-    block_epochs = settings["epochs_per_block"] * steps
-    settings["finetune_epochs"] = max(0.0, budget - block_epochs)
+    if fraction is not None:  # Recaster splits the budget (RecastConfig.split)
+        settings.update(budget_epochs=budget, block_fraction=fraction)
+    else:
+        steps = len(plan.recast_steps())
+        settings["finetune_epochs"] = max(0.0, budget - settings["epochs_per_block"] * steps)
     config = RecastConfig(seed=seed, batch_size=128, **settings)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    outcome = Recaster(copy.deepcopy(plan), config, torch.device("cpu"), progress).run(*loaders)
+    recaster = Recaster(copy.deepcopy(plan), config, torch.device("cpu"), progress)
+    outcome = recaster.run(*loaders)
     step_seconds = [round(s.seconds, 1) for s in outcome.steps]
     return {"student": outcome.student, "accuracy": outcome.accuracy,
             "images": outcome.images,
             "seconds": time.perf_counter() - started, "curve": outcome.curve,
-            "step_seconds": step_seconds, "config": config.to_json(),
+            "step_seconds": step_seconds, "config": recaster.config.to_json(),
             "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps]}
 
 

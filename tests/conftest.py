@@ -54,3 +54,16 @@ def resnet_teacher(loaders):
     from recast.models import build_model
 
     return trained(build_model("resnet20", width=0.5), loaders)
+
+
+def cli_error(capsys, argv: list[str]) -> str:
+    """Run the CLI; it must exit 2 with one error line (notes may come before it)."""
+    from recast.cli import run
+
+    assert run(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if not line.startswith("recast: note: ")]
+    err = "\n".join(lines) + "\n"
+    assert err.startswith("recast: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err

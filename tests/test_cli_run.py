@@ -151,12 +151,11 @@ def test_without_tensorboard_progress_still_works(tmp_path, monkeypatch) -> None
 
 def test_a_resume_keeps_the_settings_the_run_started_with(run_dir, monkeypatch) -> None:
     """A preset changed between the crash and --resume must not change the run."""
-    import argparse
-
-    from recast import jobs
+    from recast import settings
+    from recast.runspec import RunSpec
 
     saved = json.loads((run_dir / "run-args.json").read_text())
-    assert saved["resolved_config"] == json.loads((run_dir / "config.json").read_text())["recast"]
-    monkeypatch.setitem(jobs.PRESETS, "smoke", {"lr": 0.5})
-    config = jobs.recast_config(argparse.Namespace(**saved))
-    assert config.to_json() == saved["resolved_config"]
+    monkeypatch.setitem(settings.PRESETS, "smoke", {"lr": 0.5})
+    spec = RunSpec.from_json(saved)
+    recorded = json.loads((run_dir / "config.json").read_text())["recast"]
+    assert spec.config.split(8).to_json() == recorded

@@ -1,10 +1,15 @@
-"""A NaN or infinite loss reruns the phase once at a tenth of the rate, then fails clearly."""
+"""recast/engine.py: the order of events. A NaN or infinite loss reruns the phase once at
+a tenth of the rate, then fails clearly; the teacher stays frozen; a bad setting is refused."""
+
+import copy
 
 import pytest
 import torch
 
-import recast.engine
-from recast.engine import RecastConfig, Recaster
+import recast.finetune
+import recast.steps
+from recast.engine import Recaster
+from recast.settings import RecastConfig
 from recast.errors import NonFiniteLoss, RecastError
 from recast.plan import make_plan
 from recast.walker import walk
@@ -18,7 +23,7 @@ def _recaster(teacher) -> Recaster:
 
 def _failing(monkeypatch, fail_at: set[int]) -> list[float]:
     """run_batches that reports a NaN loss on the calls numbered in ``fail_at``."""
-    real, rates = recast.engine.run_batches, []
+    real, rates = recast.steps.run_batches, []
 
     def run_batches(loss_fn, params, loader, schedule, *args, **kwargs):
         rates.append(schedule.lr)
@@ -26,7 +31,8 @@ def _failing(monkeypatch, fail_at: set[int]) -> list[float]:
             raise NonFiniteLoss("the loss became nan at batch 0")
         return real(loss_fn, params, loader, schedule, *args, **kwargs)
 
-    monkeypatch.setattr(recast.engine, "run_batches", run_batches)
+    monkeypatch.setattr(recast.steps, "run_batches", run_batches)
+    monkeypatch.setattr(recast.finetune, "run_batches", run_batches)
     return rates
 
 
@@ -42,3 +48,17 @@ def test_a_nan_that_repeats_fails_with_the_fix(vgg_teacher, loaders, monkeypatch
     _failing(monkeypatch, {1, 2})
     with pytest.raises(RecastError, match="stayed non-finite.*lower it further"):
         _recaster(vgg_teacher).run(*loaders)
+
+
+def test_sequential_recast_keeps_the_teacher_in_eval_mode(vgg_teacher, loaders) -> None:
+    recaster = _recaster(vgg_teacher)
+    before = copy.deepcopy(recaster.teacher.state_dict())
+    recaster.run(*loaders)
+    assert not any(m.training for m in recaster.teacher.modules())
+    assert all(torch.equal(v, recaster.teacher.state_dict()[k]) for k, v in before.items())
+
+
+def test_unknown_block_training_is_a_clear_error(vgg_teacher) -> None:
+    plan = make_plan(walk(vgg_teacher, (1, 3, 32, 32)), "conv", 0.5)
+    with pytest.raises(RecastError, match="--block-training.*sequential, local"):
+        Recaster(plan, RecastConfig(block_training="parallel"), torch.device("cpu"))

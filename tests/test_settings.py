@@ -1,9 +1,10 @@
-"""The paper preset is the authors' CIFAR schedule (METHOD.md), unchanged."""
+"""recast/settings.py: presets (the paper's is the authors' CIFAR schedule, METHOD.md),
+the budget split, the checks every setting gets, the flags derived from the fields."""
 
 import pytest
 
-from recast.engine import RecastConfig
-from recast.pipeline import PRESETS
+from recast.errors import RecastError
+from recast.settings import PRESETS, RecastConfig, config_flags, make_config
 
 
 def test_paper_preset_is_the_published_schedule() -> None:
@@ -46,7 +47,34 @@ def test_fast_preset_is_the_benchmarks_headline_variant() -> None:
 
 
 def test_a_budget_splits_between_block_steps_and_fine_tune() -> None:
-    config = RecastConfig(**PRESETS["fast"]).for_steps(13)
+    config = RecastConfig(**PRESETS["fast"]).split(13)
     assert config.epochs_per_block * 13 == pytest.approx(18 * 0.2)
     assert config.finetune_epochs == pytest.approx(18 * 0.8)
     assert config.budget_epochs is None
+
+
+@pytest.mark.parametrize("name, value, flag", [
+    ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("batch_size", 0, "--batch-size"),
+    ("epochs_per_block", -1.0, "--epochs-per-block"), ("kd_alpha", 1.5, "--kd-alpha"),
+    ("block_fraction", 2.0, "--block-fraction"), ("finetune_loss", "l1", "--finetune-loss"),
+])
+def test_a_setting_out_of_range_names_its_flag(name, value, flag) -> None:
+    with pytest.raises(RecastError, match=flag):
+        make_config("fast", {name: value})
+
+
+def test_every_field_with_a_flag_becomes_a_cli_option() -> None:
+    from dataclasses import fields
+
+    flags = {kwargs["dest"] for _, kwargs in config_flags()}
+    assert flags == {f.name for f in fields(RecastConfig)} - {"seed"}
+
+
+def test_explicit_epochs_replace_the_presets_budget() -> None:
+    config = make_config("fast", {"epochs_per_block": 0.5})
+    assert config.budget_epochs is None and config.epochs_per_block == 0.5
+
+
+def test_help_shows_what_each_preset_sets() -> None:
+    help_text = dict(config_flags())["--finetune-loss"]["help"]
+    assert "fast: ce" in help_text and "default mse-ce" in help_text

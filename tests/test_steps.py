@@ -1,9 +1,12 @@
-"""Each of the paper's six recasting types runs one real recast step."""
+"""recast/steps.py: each of the paper's six recasting types runs one real recast step."""
 
 import pytest
 import torch
 
-from recast.engine import RecastConfig, Recaster
+from recast.progress import Progress
+from recast.settings import RecastConfig
+from recast.steps import recast_step
+from recast.surgery import StudentSurgery
 from recast.models import build_model
 from recast.plan import make_plan
 from recast.walker import walk
@@ -20,13 +23,15 @@ from recast.walker import walk
 def test_one_step_trains_and_keeps_the_chain_runnable(model, width, target, loaders) -> None:
     plan = make_plan(walk(build_model(model, width=width)), target, 0.5)
     config = RecastConfig(epochs_per_block=3 / len(loaders[0]))  # three batches
-    recaster = Recaster(plan, config, torch.device("cpu"))
+    surgery = StudentSurgery(plan, config.init, torch.device("cpu"))
+    teacher = torch.nn.ModuleList(b.module for b in plan.chain.blocks).eval()
     first = plan.recast_steps()[0].block.index
-    record = recaster.recast_step(first, loaders[0], loaders[1])
+    record = recast_step(surgery, teacher, first, config, loaders[0], loaders[1],
+                         torch.device("cpu"), Progress(quiet=True))
     assert record.images == 3 * 64 and record.final_mse > 0
     assert record.loss_at > first  # the next block was rebuilt (dimension mismatch)
     x, _ = next(iter(loaders[1]))
     with torch.no_grad():
-        hybrid = torch.nn.Sequential(*recaster.student[:record.loss_at + 1])
-        teacher = torch.nn.Sequential(*recaster.teacher[:record.loss_at + 1])
-        assert hybrid.eval()(x[:2]).shape == teacher(x[:2]).shape
+        hybrid = torch.nn.Sequential(*surgery.blocks[:record.loss_at + 1])
+        prefix = torch.nn.Sequential(*teacher[:record.loss_at + 1])
+        assert hybrid.eval()(x[:2]).shape == prefix(x[:2]).shape

@@ -26,29 +26,12 @@ import math
 import torch
 from torch import Tensor, flatten, nn
 
+from blocks import DenseLayer
+
 from ._common import check_width, init_weights, scale_channels
 
-__all__ = ["DenseLayer", "DenseBlock", "Transition", "CifarDenseNet", "densenet_bc",
+__all__ = ["DenseBlock", "Transition", "CifarDenseNet", "densenet_bc",
            "densenet_bc_100_12"]
-
-
-class DenseLayer(nn.Module):
-    """BN-ReLU-1x1 conv (4k) -> BN-ReLU-3x3 conv (k), concatenated to the input."""
-
-    def __init__(self, in_channels: int, growth_rate: int) -> None:
-        super().__init__()
-        inner = 4 * growth_rate
-        self.bn1 = nn.BatchNorm2d(in_channels)
-        self.relu1 = nn.ReLU()
-        self.conv1 = nn.Conv2d(in_channels, inner, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(inner)
-        self.relu2 = nn.ReLU()
-        self.conv2 = nn.Conv2d(inner, growth_rate, 3, 1, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.conv1(self.relu1(self.bn1(x)))
-        out = self.conv2(self.relu2(self.bn2(out)))
-        return torch.cat([x, out], 1)
 
 
 class DenseBlock(nn.Module):
@@ -64,7 +47,9 @@ class DenseBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.layers(x)))
+        for layer in self.layers:  # each layer's output joins the input it read
+            x = torch.cat([x, layer(x)], 1)
+        return self.relu(self.bn(x))
 
 
 class Transition(nn.Module):

@@ -18,9 +18,11 @@ torchvision's ``vgg16_bn`` and friends for other sizes.
 
 from torch import Tensor, flatten, nn
 
+from blocks import ConvBlock
+
 from ._common import check_width, init_weights, scale_channels
 
-__all__ = ["CifarVGG", "ConvBNReLU", "cifar_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
+__all__ = ["CifarVGG", "cifar_vgg", "vgg11", "vgg13", "vgg16", "vgg19"]
 
 # Output channels of each conv; "M" is a 2x2 max-pool closing a stage.
 CFGS: dict[int, list[int | str]] = {
@@ -31,19 +33,6 @@ CFGS: dict[int, list[int | str]] = {
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
          512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
-
-
-class ConvBNReLU(nn.Module):
-    """The paper's "conv" block: 3x3 conv (no bias) -> BN -> ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x)))
 
 
 class CifarVGG(nn.Module):
@@ -60,7 +49,7 @@ class CifarVGG(nn.Module):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
                 out = scale_channels(int(item), width)
-                layers.append(ConvBNReLU(channels, out))
+                layers.append(ConvBlock(channels, out))
                 channels = out
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels, num_classes)

@@ -1,0 +1,52 @@
+"""The fine-tune: the whole student on a loss from the registry (recast/losses.py).
+
+Losses that need no teacher (``ce``) skip the teacher's forward, so such a
+pass costs what a scratch-training pass costs.
+"""
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from recast.losses import LOSSES
+from recast.progress import Progress
+from recast.settings import RecastConfig
+from recast.training import evaluate, run_batches
+
+
+def finetune_label(config: RecastConfig) -> str:
+    """The fine-tune loss as the log and report.md both name it."""
+    return LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha)
+
+
+def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, train_loader,
+             test_loader, device: torch.device, progress: Progress,
+             on_point: Callable[[int, float], None],
+             checkpoint: Callable[[dict[str, Any]], None] | None = None,
+             resume: dict[str, Any] | None = None) -> dict[str, float]:
+    """Train all of ``student`` for ``config.finetune_epochs``; loss and images out.
+
+    ``on_point(images, accuracy)`` gets the test accuracy after every pass (images
+    counted from the fine-tune's start); ``checkpoint`` and ``resume`` are
+    :func:`recast.training.run_batches`'s.
+    """
+    loss_fn = LOSSES[config.finetune_loss].objective(student, teacher, config.kd_temperature,
+                                                      config.kd_alpha)
+    student.train()
+
+    accuracies: list[float] = []
+
+    def record(images: int) -> None:
+        accuracies.append(evaluate(student, test_loader, device))
+        on_point(images, accuracies[-1])
+
+    progress.log(f"fine-tune: {finetune_label(config)}")
+    result = run_batches(loss_fn, list(student.parameters()), train_loader,
+                         config.finetune_schedule(), device, progress, "fine-tune",
+                         on_epoch=record if test_loader is not None else None,
+                         checkpoint=checkpoint, resume=resume)
+    student.eval()
+    if accuracies:  # the last point evaluated the finished student already
+        result["final_accuracy"] = accuracies[-1]
+    return result

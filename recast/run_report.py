@@ -1,0 +1,91 @@
+"""What a finished run reports: accuracies beside the compression report, the
+recast steps, and report.md. Recasts and baselines assemble their reports here.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from recast.plan import Plan
+from recast.report import compression_report, human, report_markdown
+
+
+def trained_report(plan: Plan, student: nn.Module, teacher_accuracy: float,
+                   accuracy: float) -> dict[str, Any]:
+    """The compression report of a trained ``student`` with both accuracies."""
+    report = compression_report(plan, student)
+    report["teacher"]["accuracy"] = round(teacher_accuracy, 2)
+    report["student"]["accuracy"] = round(accuracy, 2)
+    report["accuracy_drop"] = round(teacher_accuracy - accuracy, 2)
+    return report
+
+
+def add_steps(report: dict[str, Any], steps: list, finetune: dict[str, float]) -> None:
+    """Per-block step records and the fine-tune's figures, into ``report``."""
+    for record in steps:
+        entry = report["blocks"][record.index]
+        entry["step"] = {"final_mse": round(record.final_mse, 5),
+                         "accuracy_after": round(record.accuracy, 2),
+                         "seconds": round(record.seconds, 1), "images": record.images,
+                         "loss_at_block": record.loss_at, "warm_start": record.warm_start,
+                         "joint_pass": record.together}
+        if record.fit_mse_before is not None:
+            entry["step"]["fit_mse"] = [round(record.fit_mse_before, 5),
+                                        round(record.fit_mse_after, 5)]
+    report["finetune"] = {k: int(v) if k == "images" else round(float(v), 4)
+                          for k, v in finetune.items()}
+
+
+def run_markdown(report: dict[str, Any]) -> str:
+    """report.md: accuracy first, then the compression tables and the steps."""
+    t, s = report["teacher"], report["student"]
+    lines = [
+        f"# recast report: {report['model']} -> {report['target']}",
+        "",
+        "| | accuracy (%) | params | mults | MACs |",
+        "|---|---:|---:|---:|---:|",
+        f"| teacher | {t.get('accuracy', '-')} | {human(t['params'])} | {human(t['mults'])} "
+        f"| {human(t['macs'])} |",
+        f"| student | {s.get('accuracy', '-')} | {human(s['params'])} | {human(s['mults'])} "
+        f"| {human(s['macs'])} |",
+        "",
+        f"Accuracy drop {report.get('accuracy_drop', '-')} points at "
+        f"{report['ratio']['mults']}x fewer mults; recast wall time "
+        f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}"
+        f"{' (resumed: counts only the part after the resume)' if report.get('resumed') else ''}.",
+        "",
+        report_markdown(report),
+        "## Recast steps",
+        "",
+        "| # | block | kind -> target | final MSE | test accuracy after (%) | wall time (s) "
+        "| warm start | fit MSE before -> after |",
+        "|---:|---|---|---:|---:|---:|---|---|",
+    ]
+    for block in report["blocks"]:
+        step = block.get("step")
+        if step:
+            lines.append(f"| {block['index']} | {block['name']} | {block['kind']} -> "
+                         f"{block['target']} | {step['final_mse']} | {step['accuracy_after']} "
+                         f"| {step['seconds']} | {'yes' if step['warm_start'] else 'no'} | "
+                         f"{' -> '.join(map(str, step.get('fit_mse', []))) or '-'} |")
+    if report.get("block_training") == "local":
+        lines += ["", "All target blocks were trained in one joint pass (`--block-training "
+                  "local`): accuracy, wall time and images are that pass's, shared by "
+                  "every block."]
+    ft = report.get("finetune", {})
+    if ft:
+        lines += ["", f"Fine-tune: {report.get('finetune_loss', '')}, final loss "
+                  f"{ft.get('loss', '-')}, {int(ft.get('images', 0)):,} images, "
+                  f"{ft.get('seconds', '-')} s."]
+    if report.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
+    else:
+        lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
+    if report.get("tensorboard"):
+        live = ("`live*`: loss, learning rate, images/s and test accuracy as the run went; "
+                if report.get("tensorboard_live") else "")
+        lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
+                  f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
+                  f"time of each step)."]
+    return "\n".join(lines) + "\n"

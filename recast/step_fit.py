@@ -1,0 +1,74 @@
+"""Closed-form fits inside a recast step, before and after its SGD.
+
+``--solve target`` fits the new target block's last conv to the teacher block's
+pre-activation by least squares (recast/solve.py) on a fixed calibration set;
+``--solve target+next`` also re-solves the first conv(s) of the rebuilt next
+block on the kept channels (He et al. 2017; ThiNet). ``--bn-recalibration N``
+re-estimates the student's BN statistics on N calibration images after each
+step. The calibration images are the first training images, unaugmented, so a
+fit consumes no random numbers and a resumed run replays it exactly.
+"""
+
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from blocks import BasicBlock, ConvBlock
+from blocks.weights import conv_bn_pairs
+from recast.solve import can_solve, fit_next_conv, recalibrate_bn, solve_block
+from recast.surgery import StudentSurgery, run_blocks
+
+
+def calibration_images(loader, count: int, device: torch.device) -> Tensor:
+    """The first ``count`` training images, normalised, without augmentation."""
+    data = getattr(loader, "data", None)
+    if data is not None and hasattr(loader, "mean"):
+        images = data.images[:count].float()
+        return ((images - loader.mean) / loader.std).to(device)
+    images, _ = next(iter(loader))  # another loader: one batch of it
+    return images[:count].to(device)
+
+
+@torch.no_grad()
+def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last: int,
+               images: Tensor, mode: str) -> dict[str, float]:
+    """Fit block ``index``'s target (and, with ``target+next``, the rebuilt next block)."""
+    student = surgery.blocks
+    modes = [(m, m.training) for m in student.modules()]
+    student.eval()
+    t_in = run_blocks(teacher, images, 0, index - 1)
+    s_in = run_blocks(student, images, 0, index - 1)
+    result: dict[str, float] = {}
+    target = student[index]
+    if can_solve(target):
+        fit = solve_block(teacher[index], target, s_in, t_in, surgery.kept.get(index))
+        result = {"mse_before": fit["mse_before"], "mse_after": fit["mse_after"]}
+    if mode == "target+next" and last > index:
+        _fit_next(teacher[index + 1], student[index + 1], target(s_in), teacher[index](t_in))
+    for module, training in modes:
+        module.training = training
+    return result
+
+
+def _fit_next(source: nn.Module, rebuilt: nn.Module, s_in: Tensor, t_in: Tensor) -> None:
+    """Re-solve the input conv(s) of a rebuilt block to give the teacher's outputs."""
+    block = rebuilt[0] if isinstance(rebuilt, nn.Sequential) else rebuilt
+    pairs = conv_bn_pairs(source)
+    main = [p for p in pairs if p[0].kernel_size == (3, 3)]
+    side = [p for p in pairs if p[0].kernel_size == (1, 1)]
+    if isinstance(block, ConvBlock) and main:
+        fit_next_conv(block.conv, block.bn, main[0][0], s_in, t_in)
+    elif isinstance(block, BasicBlock) and main:
+        fit_next_conv(block.conv1, block.bn1, main[0][0], s_in, t_in)
+        if isinstance(block.shortcut, nn.Sequential):
+            fit_next_conv(block.shortcut[0], block.shortcut[1], side[0][0] if side else None,
+                          s_in, t_in)
+
+
+def recalibrate(student: nn.ModuleList, last: int, images: Tensor,
+                batch_size: int = 128) -> int:
+    """Re-estimate the BN statistics of student blocks 0..last on ``images``."""
+    prefix = nn.Sequential(*student[:last + 1])
+    batches: Iterable[Tensor] = images.split(batch_size)
+    return recalibrate_bn(prefix, batches, max_batches=len(images) // batch_size + 1)

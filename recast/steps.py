@@ -1,0 +1,129 @@
+"""The block phase of a recast: one sequential step, or all blocks at once.
+
+A sequential step (the authors'): block i's target goes in, the blocks after
+it are rebuilt until widths match, and the student's blocks 0..last (only
+i..last with a frozen prefix) learn the teacher's activation at ``last`` from
+the raw image through the student's own prefix (MSE). The all-at-once pass
+(recast/local.py) trains every target on its own input in one pass instead.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recast.local import train_local
+from recast.plan import Plan
+from recast.progress import Progress
+from recast.settings import RecastConfig
+from recast.step_fit import calibration_images, recalibrate, solve_step
+from recast.surgery import StudentSurgery, run_blocks
+from recast.training import evaluate, run_batches
+from recast.warmstart import can_warm_start, warm_student
+
+
+SOLVE_IMAGES = 256  # calibration images of a closed-form fit: enough, and cheap
+
+
+@dataclass
+class StepRecord:
+    """What one recast step did and what it left behind."""
+
+    index: int
+    name: str
+    kind: str
+    target: str
+    loss_at: int
+    final_mse: float
+    accuracy: float
+    seconds: float
+    images: int
+    warm_start: bool
+    together: bool = False  # trained in one joint pass: seconds and images are the pass's
+    # --solve: the target's pre-activation MSE against the teacher before and after the fit
+    fit_mse_before: float | None = None
+    fit_mse_after: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
+                config: RecastConfig, train_loader, test_loader, device: torch.device,
+                progress: Progress) -> StepRecord:
+    """Install block ``index``'s target and train it against the teacher."""
+    started = time.perf_counter()
+    plan_step = surgery.plan.steps[index]
+    block = plan_step.block
+    warm, last = surgery.install(index)
+    calibration = calibration_images(train_loader, max(SOLVE_IMAGES, config.bn_recalibration),
+                                     device) if config.solve != "none" or config.bn_recalibration \
+        else None
+    fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], config.solve) \
+        if config.solve != "none" else {}
+    first_trained = index if config.freeze_prefix else 0
+    student = surgery.blocks
+    params = [p for b in student[first_trained:last + 1] for p in b.parameters()]
+
+    def student_output(x: Tensor) -> Tensor:
+        if config.freeze_prefix:
+            with torch.no_grad():
+                x = run_blocks(student, x, 0, index - 1)
+            return run_blocks(student, x, index, last)
+        return run_blocks(student, x, 0, last)
+
+    def loss_fn(x: Tensor, y: Tensor) -> Tensor:
+        with torch.no_grad():
+            expected = run_blocks(teacher, x, 0, last)
+        return F.mse_loss(student_output(x), expected)
+
+    surgery.train_only(first_trained, last)
+    result = run_batches(loss_fn, params, train_loader, config.block_schedule(), device,
+                         progress, f"recast {block.name}")
+    student.eval()
+    if config.bn_recalibration:
+        recalibrate(student, last, calibration[:config.bn_recalibration])
+    accuracy = evaluate(Hybrid(student, teacher, last), test_loader, device)
+    progress.log(f"  after {block.name}: MSE {result['loss']:.4f}, test accuracy "
+                 f"{accuracy:.2f}%")
+    return StepRecord(index, block.name, block.kind, plan_step.target, last, result["loss"],
+                      accuracy, time.perf_counter() - started, int(result["images"]), warm,
+                      fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"))
+
+
+def recast_all_at_once(plan: Plan, surgery: StudentSurgery, teacher: nn.ModuleList,
+                       config: RecastConfig, train_loader, test_loader, device: torch.device,
+                       progress: Progress) -> list[StepRecord]:
+    """Every target block in one pass, each on its own input (recast/local.py)."""
+    started = time.perf_counter()
+    blocks, kept = warm_student(plan, config.init)
+    surgery.replace_all(blocks)
+    progress.log(f"all {len(plan.recast_steps())} target blocks at once, each on its own input")
+    result = train_local(plan, teacher, surgery.blocks, kept, train_loader,
+                         config.block_schedule(), device, progress)
+    accuracy = evaluate(nn.Sequential(*surgery.blocks), test_loader, device)
+    progress.log(f"  after all blocks at once: test accuracy {accuracy:.2f}%")
+    seconds = time.perf_counter() - started
+    block_mse = result["block_mse"]
+    return [StepRecord(step.block.index, step.block.name, step.block.kind, step.target,
+                       step.block.index, block_mse.get(step.block.index, float("nan")),
+                       accuracy, seconds, int(result["images"]),
+                       config.init == "teacher" and can_warm_start(step.block.kind, step.target)
+                       and kept[step.block.index] is not None, together=True)
+            for step in plan.recast_steps()]
+
+
+class Hybrid(nn.Module):
+    """Student blocks up to ``last``, teacher blocks after: accuracy mid-recast."""
+
+    def __init__(self, student: nn.ModuleList, teacher: nn.ModuleList, last: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([*student[:last + 1], *teacher[last + 1:]])
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x

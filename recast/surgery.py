@@ -1,0 +1,107 @@
+"""Student surgery: put a target block in, and make what follows it fit again.
+
+The student starts as a copy of the teacher's blocks. Installing the target
+of block i (warm-started where its kind can be) may change block i's output
+width; then the blocks after it are rebuilt to read the new width until the
+widths match the teacher's again (the paper's "dimension mismatch" rule: the
+next recastable block becomes a fresh block of its own kind, a fixed part gets
+its input layers rebuilt). ``kept`` records, per block, which teacher channels
+its output holds, so warm starts can slice matching weights.
+"""
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from blocks import block_kind
+from recast.adapt import adapt_input, output_shape
+from recast.errors import RecastError
+from recast.plan import Plan
+from recast.walker import Block
+from recast.warmstart import can_warm_start, warm_start
+
+
+class StudentSurgery:
+    """The student's blocks while the recast changes them, one block at a time."""
+
+    def __init__(self, plan: Plan, init: str, device: torch.device) -> None:
+        self.plan = plan
+        self.warm = init == "teacher"
+        self.device = device
+        chain = plan.chain
+        self.blocks = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
+        # teacher channel indices each student block's output holds (warm start)
+        self.kept: dict[int, Tensor] = {}
+
+    def install(self, index: int) -> tuple[bool, int]:
+        """Put block ``index``'s target (warm-started if it can be) into the student.
+
+        Returns whether it was warm-started and the last block rebuilt after it:
+        where the step's loss is taken.
+        """
+        plan_step = self.plan.steps[index]
+        block = plan_step.block
+        target = self.plan.build_block(index)
+        warm = False
+        if self.warm and can_warm_start(block.kind, plan_step.target):
+            kept = warm_start(block, target, self.input_channels(index),
+                              target_kind=plan_step.target)
+            if kept is not None:
+                self.kept[index] = kept
+                warm = True
+        self.blocks[index] = target.to(self.device)
+        return warm, self.rebuild_after(index, plan_step.out_channels)
+
+    def input_channels(self, index: int) -> Tensor:
+        """Teacher channels the input of block ``index`` holds, in order."""
+        if index - 1 in self.kept:
+            return self.kept[index - 1]
+        return torch.arange(self.plan.chain.blocks[index].in_channels)
+
+    def rebuild_after(self, index: int, channels: int) -> int:
+        """Rebuild blocks after ``index`` until widths match the teacher again.
+
+        Returns the index of the last rebuilt block.
+        """
+        chain = self.plan.chain
+        position = index
+        while channels != chain.blocks[position].out_channels:
+            position += 1
+            if position >= len(chain.blocks):
+                raise RecastError("the recast student never returns to the teacher's "
+                                  "width; the head cannot be rebuilt")
+            block = chain.blocks[position]
+            keep = self.kept.get(position - 1) if self.warm else None
+            if block.recastable:
+                module = fresh_like(block, channels)
+                if keep is not None:
+                    warm_start(block, module, keep, keep_outputs=True)
+            else:
+                module = adapt_input(block.module, block.in_shape, channels, keep)
+            self.blocks[position] = module.to(self.device)
+            self.kept.pop(position, None)
+            channels = output_shape(module, (1, channels, *block.in_shape[2:]))[1]
+        return position
+
+    def replace_all(self, blocks: list[nn.Module]) -> None:
+        """Every block at once (the all-at-once pass builds the whole student)."""
+        self.blocks = nn.ModuleList(blocks).to(self.device)
+
+    def train_only(self, first: int, last: int) -> None:
+        """Blocks ``first`` .. ``last`` in train mode, the rest in eval mode."""
+        for i, module in enumerate(self.blocks):
+            module.train(first <= i <= last)
+
+
+def fresh_like(block: Block, in_channels: int) -> nn.Module:
+    """A fresh block of ``block``'s own kind reading ``in_channels`` (temporary)."""
+    module = block_kind(block.kind).rebuild(block, in_channels).build()
+    return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
+
+
+def run_blocks(blocks: nn.ModuleList, x: Tensor, first: int, last: int) -> Tensor:
+    """Blocks ``first`` .. ``last`` in order."""
+    for block in blocks[first:last + 1]:
+        x = block(x)
+    return x

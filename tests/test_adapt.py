@@ -1,0 +1,44 @@
+"""recast/adapt.py: a kept part's input layers are rebuilt for a new width."""
+
+import pytest
+import torch
+from torch import fx, nn
+
+from recast.adapt import adapt_input, output_shape
+from recast.errors import PlanError
+
+
+class Head(nn.Module):
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.bn(x), 1), 1))
+
+
+def test_a_head_reads_a_narrower_input() -> None:
+    adapted = adapt_input(fx.symbolic_trace(Head()), (1, 8, 4, 4), 5)
+    assert output_shape(adapted, (1, 5, 4, 4)) == (1, 10)
+
+
+def test_kept_channels_slice_the_old_weights() -> None:
+    head = Head()
+    keep = torch.tensor([0, 2, 7])
+    adapted = adapt_input(fx.symbolic_trace(head), (1, 8, 4, 4), 3, keep)
+    assert torch.equal(adapted.fc.weight, head.fc.weight[:, keep])
+    assert torch.equal(adapted.bn.running_var, head.bn.running_var[keep])
+
+
+def test_a_depthwise_reader_is_named_with_the_fix() -> None:
+    class Depthwise(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+
+        def forward(self, x):
+            return self.dw(x)
+
+    with pytest.raises(PlanError, match="cannot rebuild 'dw'"):
+        adapt_input(fx.symbolic_trace(Depthwise()), (1, 8, 4, 4), 5)

@@ -1,0 +1,51 @@
+"""recast/surgery.py: a target goes in, what follows is rebuilt until widths match."""
+
+import torch
+from torch import nn
+
+from blocks import ConvBlock
+from recast.models import build_model
+from recast.plan import make_plan
+from recast.surgery import StudentSurgery, fresh_like
+from recast.walker import walk
+
+
+def _surgery(model="vgg11", target="conv", width=0.5, init="teacher") -> StudentSurgery:
+    plan = make_plan(walk(build_model(model, width=0.25)), target, width)
+    return StudentSurgery(plan, init, torch.device("cpu"))
+
+
+def test_a_narrower_target_rebuilds_the_next_block() -> None:
+    surgery = _surgery()
+    first = surgery.plan.recast_steps()[0].block.index
+    warm, last = surgery.install(first)
+    assert warm and last == first + 1
+    x = torch.randn(2, 3, 32, 32)
+    assert nn.Sequential(*surgery.blocks).eval()(x).shape == (2, 10)
+
+
+def test_the_kept_channels_feed_the_next_blocks_warm_start() -> None:
+    surgery = _surgery()
+    surgery.install(0)
+    assert len(surgery.kept[0]) == surgery.plan.steps[0].out_channels
+    assert torch.equal(surgery.input_channels(1), surgery.kept[0])
+
+
+def test_a_same_width_target_rebuilds_nothing() -> None:
+    surgery = _surgery("resnet20", width=1.0)
+    index = surgery.plan.recast_steps()[0].block.index
+    _, last = surgery.install(index)
+    assert last == index
+
+
+def test_random_init_keeps_no_channels() -> None:
+    surgery = _surgery(init="random")
+    warm, _ = surgery.install(0)
+    assert not warm and not surgery.kept
+
+
+def test_fresh_like_is_the_blocks_own_kind_reading_new_channels() -> None:
+    chain = walk(build_model("vgg11", width=0.25))
+    module = fresh_like(chain.blocks[1], 5)
+    block = module[0] if isinstance(module, nn.Sequential) else module
+    assert isinstance(block, ConvBlock) and block.conv.in_channels == 5
