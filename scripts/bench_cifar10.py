@@ -126,6 +126,8 @@ def parse_args() -> argparse.Namespace:
                         help="smoke check: 2k/1k images, budget 2, teacher 3 epochs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "cifar10"),
                         help="path stem for .json and .md")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the .md (and plots) from the .json")
     return parser.parse_args()
 
 
@@ -230,6 +232,15 @@ def run_prune_kd(plan, teacher, loaders, budget, width, seed, progress) -> dict[
 
 def main() -> None:
     args = parse_args()
+    if args.render:
+        path = Path(args.out).with_suffix(".json")
+        results = json.loads(path.read_text())
+        for entry in results["pairs"]:
+            _summarise(entry, HEADLINE_VARIANT)
+        path.write_text(json.dumps(results, indent=1))
+        Path(args.out).with_suffix(".md").write_text(
+            markdown(results, plot_curves(results, Path(args.out))))
+        return
     torch.set_num_threads(args.threads)
     limit = (2000, 1000) if args.quick else (None, None)
     budget = 2.0 if args.quick else args.budget
@@ -324,6 +335,12 @@ def _summarise(entry: dict, main_variant: str) -> None:
         methods[key] = summary
         if key == f"recast:{main_variant}":
             methods["recast"] = summary
+    # share of the scratch-to-teacher gap each method closes: (m - scratch) / (t - scratch)
+    scratch, teacher = methods.get("scratch"), entry.get("teacher", {}).get("accuracy")
+    for summary in methods.values():
+        if scratch and teacher is not None and teacher != scratch["accuracy"]:
+            summary["gap_closed"] = round((summary["accuracy"] - scratch["accuracy"])
+                                          / (teacher - scratch["accuracy"]), 3)
     entry["methods"] = methods
 
 
@@ -392,8 +409,9 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                   f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
                   f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
                   f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
-                  "| method | accuracy (%) | std | seeds | images | wall (s) | params | vs teacher |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| method | accuracy (%) | std | seeds | images | wall (s) | params | vs teacher "
+                  "| gap closed |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         unlike = []
         for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
             params = m.get("params")
@@ -402,7 +420,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
                          f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
                          f"{m['wall_s']} | {f'{params:,}' if params else '-'} | "
-                         f"{m['accuracy'] - t['accuracy']:+.2f} |")
+                         f"{m['accuracy'] - t['accuracy']:+.2f} | "
+                         f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
         if unlike:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
