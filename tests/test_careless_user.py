@@ -209,3 +209,15 @@ def test_the_demo_sample_is_a_note_not_a_warning(capsys, tmp_path) -> None:
         assert run(["train", "vgg11", "--teacher-width", "0.125", "--epochs", "0.02",
                     "--limit-test", "64", "--quiet", "--out", str(tmp_path / "t.safetensors")]) == 0
     assert "recast: note: no --dataset or --data-dir given" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, tmp_path) -> None:
+    from recast import jobs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "_run_in", interrupted)
+    out = tmp_path / "run"
+    assert run([*RUN, "--preset", "smoke", "--out", str(out)]) == 130
+    assert f"stopped by SIGINT; continue it with: recast --resume {out}" in capsys.readouterr().err
