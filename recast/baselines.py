@@ -3,7 +3,8 @@
 ``scratch`` trains the planned student from random init on labels, ``kd``
 distils the teacher into it (Hinton, T and alpha), ``kd-mse`` uses the
 recasting authors' logit MSE + CE. All use SGD + nesterov + cosine, the
-recipe the teacher was trained with.
+recipe the teacher was trained with. Without labels only ``kd`` can run, and
+then all its weight is on the teacher's soft targets (alpha 1).
 """
 
 import time
@@ -46,14 +47,23 @@ def train_student(
     temperature: float = 4.0,
     alpha: float = 0.9,
     curve: list[dict[str, float]] | None = None,
+    labels: bool = True,
 ) -> dict[str, Any]:
-    """Train ``student`` by ``method`` for ``epochs``; accuracy and cost out."""
+    """Train ``student`` by ``method`` for ``epochs``; accuracy and cost out.
+
+    ``labels=False``: no label reaches the loss; ``kd`` then runs at alpha 1.
+    """
     teacher = teacher.to(device).eval().requires_grad_(False)
     student = student.to(device).train()
     if method not in BASELINES:
         raise RecastError(f"unknown --method {method!r}; use recast or one of "
                           f"{', '.join(BASELINES)}")
-    loss_fn = LOSSES[BASELINES[method]].objective(student, teacher, temperature, alpha)
+    if not labels and method != "kd":
+        raise RecastError(f"--method {method} learns from labels, but the run has none; use "
+                          f"--method kd (Hinton KD on the teacher's outputs alone) or recast")
+    alpha = alpha if labels else 1.0
+    loss_fn = LOSSES[BASELINES[method]].objective(student, teacher, temperature, alpha,
+                                                  labels=labels)
 
     accuracies: list[float] = []
 

@@ -14,6 +14,9 @@ What is converted and what is refused:
 - y may be any integer type, bool, or float whose values are all whole numbers
   (3.0 is class 3 and nothing is lost); fractional, NaN or text labels are
   refused, as is a y of shape other than (N,) or (N, 1).
+- y may be left out: a split whose files hold no y has no labels (a run on it
+  reads none, ``--labels none``); a split with y in some files and not in
+  others is refused, since which images are unlabelled would be a guess.
 """
 
 import struct
@@ -51,8 +54,9 @@ def split_files(root: Path, notes: list[str]) -> dict[str, list[Path]]:
     return splits
 
 
-def read_npz_files(files: list[Path], notes: list[str]) -> tuple[Tensor, Tensor]:
-    """Images as uint8 N x C x H x W and int64 labels, the files joined in order."""
+def read_npz_files(files: list[Path], notes: list[str]) -> tuple[Tensor, Tensor | None]:
+    """Images as uint8 N x C x H x W and int64 labels (None: the files hold no y),
+    the files joined in order."""
     xs, ys = [], []
     for path in files:
         x, y = _read_file(path, notes)
@@ -60,10 +64,16 @@ def read_npz_files(files: list[Path], notes: list[str]) -> tuple[Tensor, Tensor]
             raise RecastError(f"{path}: images are {describe_shape(x.shape)} but {files[0]} "
                               f"has {describe_shape(xs[0].shape)}; give every file one "
                               f"image size and channel count")
+        if ys and (y is None) != (ys[0] is None):
+            with_y, without = (files[0], path) if y is None else (path, files[0])
+            raise RecastError(f"{with_y} has labels (y) but {without} has none; save y in "
+                              f"every file of a split, or in none of them for data "
+                              f"without labels")
         xs.append(x)
         ys.append(y)
     images = np.ascontiguousarray(np.concatenate(xs))  # concatenate keeps a transposed layout
-    return torch.from_numpy(images), torch.from_numpy(np.concatenate(ys))
+    labels = None if ys[0] is None else torch.from_numpy(np.concatenate(ys))
+    return torch.from_numpy(images), labels
 
 
 def describe_shape(shape: tuple[int, ...]) -> str:
@@ -71,16 +81,16 @@ def describe_shape(shape: tuple[int, ...]) -> str:
     return f"{shape[2]}x{shape[3]}, {shape[1]} channel{'s' if shape[1] != 1 else ''}"
 
 
-def _read_file(path: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _read_file(path: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
     x, y = _arrays(path)
     if x.ndim not in (3, 4):
         raise RecastError(f"{path}: x has shape {x.shape} (rank {x.ndim}); give images as "
                           f"N x H x W x C, or N x H x W for one channel")
     _check_pixels(x, path)
-    return _channels_first(x, path, notes), _labels(y, path, len(x))
+    return _channels_first(x, path, notes), None if y is None else _labels(y, path, len(x))
 
 
-def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         archive = np.load(path)
     except ValueError as exc:  # numpy's text here suggests unpickling: not for us
@@ -90,13 +100,12 @@ def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise RecastError(f"{path} holds a single array, not x and y; save both: {_SAVE}")
     with archive:
-        missing = [key for key in ("x", "y") if key not in archive.files]
-        if missing:
+        if "x" not in archive.files:  # y is optional: without it the images are unlabelled
             held = ", ".join(repr(k) for k in archive.files) or "no arrays"
-            raise RecastError(f"{path} has no {' or '.join(repr(k) for k in missing)} (it holds "
-                              f"{held}); save images as x and labels as y: {_SAVE}")
+            raise RecastError(f"{path} has no 'x' (it holds {held}); save images as x and "
+                              f"labels, if any, as y: {_SAVE}")
         arrays = []
-        for key in ("x", "y"):
+        for key in [k for k in ("x", "y") if k in archive.files]:
             try:
                 arrays.append(archive[key])
             except _DAMAGED as exc:
@@ -105,7 +114,7 @@ def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
                                       f"not unpickle; save x as uint8 pixels and y as integer "
                                       f"class numbers") from exc
                 raise _damaged(path, exc) from exc
-    return arrays[0], arrays[1]
+    return arrays[0], arrays[1] if len(arrays) > 1 else None
 
 
 def _damaged(path: Path, exc: Exception, reason: str | None = None) -> RecastError:
@@ -178,10 +187,7 @@ def class_count(train: Tensor, test: Tensor, source: str) -> int:
     honest class count is one the training images actually cover.
     """
     for name, labels in (("training", train), ("test", test)):
-        if len(labels) and int(labels.min()) < 0:
-            raise RecastError(f"{source}: labels must be class numbers 0..K-1, found "
-                              f"{_counted(labels[labels < 0])} among the {name} images; "
-                              f"renumber the classes from 0")
+        check_not_negative(labels, name, source)
     values = torch.unique(train)
     if int(values[0]) != 0:
         raise RecastError(f"{source}: training labels start at {int(values[0])}, not 0; "
@@ -201,6 +207,14 @@ def class_count(train: Tensor, test: Tensor, source: str) -> int:
                           f"training classes {_span(classes)}; drop those test images or add "
                           f"training images of those classes")
     return classes
+
+
+def check_not_negative(labels: Tensor, name: str, source: str) -> None:
+    """Refuse labels below 0: class numbers start at 0 (``name``: training or test)."""
+    if len(labels) and int(labels.min()) < 0:
+        raise RecastError(f"{source}: labels must be class numbers 0..K-1, found "
+                          f"{_counted(labels[labels < 0])} among the {name} images; "
+                          f"renumber the classes from 0")
 
 
 def _span(classes: int) -> str:

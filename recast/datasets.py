@@ -1,5 +1,9 @@
 """Training and test data: CIFAR by name, or a local folder in three layouts.
 
+Labels are optional in local folders (an npz without y, an image folder of
+plain images): such a split is held with every label -1 and ``labelled``
+False, so anything that did read one would fail rather than learn from it.
+
 Small image sets (CIFAR-size) are held in memory as uint8 tensors and
 augmented a batch at a time with tensor ops, so a 2-core CPU spends no time on
 per-image PIL transforms or worker processes (not benchmarked against them).
@@ -12,8 +16,10 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from recast.data_checks import class_count, describe_shape, read_npz_files, split_files
+from recast.data_checks import check_not_negative, class_count, describe_shape, \
+    read_npz_files, split_files
 from recast.errors import RecastError
+from recast.folders import read_image_folders
 
 DEMO_DIR = Path(__file__).parent / "data" / "demo"
 CACHE_DIR = Path.home() / ".cache" / "recast" / "datasets"
@@ -25,12 +31,27 @@ CIFAR_STATS = {
 }
 
 
+UNLABELLED = -1  # the label every image of a split without labels carries
+
+
 @dataclass
 class ImageSet:
-    """Images as uint8 NCHW plus int64 labels."""
+    """Images as uint8 NCHW plus int64 labels (all UNLABELLED if ``labelled`` is False)."""
 
     images: Tensor
     labels: Tensor
+    labelled: bool = True
+
+    @classmethod
+    def of(cls, images: Tensor, labels: Tensor | None) -> "ImageSet":
+        """The set; ``labels`` None means the images have none."""
+        if labels is None:
+            return cls(images, torch.full((len(images),), UNLABELLED, dtype=torch.int64), False)
+        return cls(images, labels)
+
+    def without_labels(self) -> "ImageSet":
+        """The same images with their labels dropped: a run that must read none."""
+        return ImageSet.of(self.images, None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -44,7 +65,7 @@ class ImageSet:
             raise RecastError(f"a limit must be at least 1 image, got {n}; pass None for no limit")
         if n is None or n >= len(self):
             return self
-        return ImageSet(self.images[:n], self.labels[:n])
+        return ImageSet(self.images[:n], self.labels[:n], self.labelled)
 
 
 @dataclass
@@ -58,11 +79,17 @@ class Data:
 
     train: ImageSet
     test: ImageSet
-    num_classes: int
+    num_classes: int  # 0 when the training images have no labels: the teacher says
     source: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
     notes: list[str] = field(default_factory=list)
+    test_truth: str = "labels"  # "teacher": test labels are the teacher's predictions
+
+    @property
+    def labelled(self) -> bool:
+        """Whether both splits have labels."""
+        return self.train.labelled and self.test.labelled
 
     @property
     def in_channels(self) -> int:
@@ -143,7 +170,8 @@ def load_data(dataset: str | None = None, data_dir: str | Path | None = None,
         data.notes.insert(0, DEMO_NOTE)
     data.train = _limit(data.train, limit_train, "--limit-train", "training", data.notes)
     data.test = _limit(data.test, limit_test, "--limit-test", "test", data.notes)
-    lost = 0 if limit_train is None else data.num_classes - len(data.train.labels.unique())
+    lost = 0 if limit_train is None or not data.train.labelled else \
+        data.num_classes - len(data.train.labels.unique())
     if lost:
         data.notes.append(f"--limit-train {limit_train} keeps training images of only "
                           f"{data.num_classes - lost} of the {data.num_classes} classes; "
@@ -197,7 +225,8 @@ def _load_dir(root: Path, dataset: str | None) -> Data:
 def _load_npz_dir(root: Path, source: str, dataset: str | None) -> Data:
     notes: list[str] = []
     splits = split_files(root, notes)
-    train, test = (ImageSet(*read_npz_files(splits[part], notes)) for part in ("train", "test"))
+    train, test = (ImageSet.of(*read_npz_files(splits[part], notes))
+                   for part in ("train", "test"))
     return _make_data(train, test, source, dataset, notes)
 
 
@@ -211,7 +240,13 @@ def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None
         raise RecastError(f"{source}: test images are {describe_shape(test.images.shape)} but "
                           f"training images are {describe_shape(train.images.shape)}; give "
                           f"both sets one image size and channel count")
-    classes = class_count(train.labels, test.labels, source)
+    if train.labelled:
+        test_labels = test.labels if test.labelled else test.labels[:0]  # none to check
+        classes = class_count(train.labels, test_labels, source)
+    else:
+        classes = 0  # no labels to count: the class count comes from the teacher
+        if test.labelled:
+            check_not_negative(test.labels, "test", source)
     if dataset in CIFAR_STATS:
         mean, std = CIFAR_STATS[dataset]
     else:
@@ -238,32 +273,5 @@ def _load_torchvision_cifar(root: Path, name: str, download: bool) -> Data:
 
 def _load_image_folder(root: Path) -> Data:
     """ImageFolder train/ and test/ (or val/), loaded into memory at one size."""
-    from torchvision import datasets, transforms
-
-    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    try:
-        train_set = datasets.ImageFolder(str(root / "train"))
-    except FileNotFoundError as exc:
-        raise RecastError(f"{root / 'train'} has no class folders with images; put images in "
-                          f"train/CLASS/*.png and test/CLASS/*.png") from exc
-    if len(train_set) == 0:
-        raise RecastError(f"{root / 'train'} holds no images; put images in train/CLASS/*.png "
-                          f"and test/CLASS/*.png")
-    first, _ = train_set[0]
-    size = min(first.size)
-    to_tensor = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
-                                    transforms.PILToTensor()])
-
-    def load(folder: Path) -> ImageSet:
-        try:
-            items = datasets.ImageFolder(str(folder), transform=to_tensor)
-        except FileNotFoundError as exc:
-            raise RecastError(f"{folder} has no class folders with images; use the same "
-                              f"CLASS/ folders as train/") from exc
-        if items.classes != train_set.classes:
-            raise RecastError(f"{folder} has classes {items.classes[:5]}... but train/ "
-                              f"has {train_set.classes[:5]}...; use the same class folders")
-        images = torch.stack([img for img, _ in items])
-        return ImageSet(images, torch.tensor(items.targets))
-
-    return _make_data(load(root / "train"), load(test_dir), str(root), None)
+    train, test = read_image_folders(root)
+    return _make_data(ImageSet.of(*train), ImageSet.of(*test), str(root), None)

@@ -1,7 +1,8 @@
 """The fine-tune: the whole student on a loss from the registry (recast/losses.py).
 
 Losses that need no teacher (``ce``) skip the teacher's forward, so such a
-pass costs what a scratch-training pass costs.
+pass costs what a scratch-training pass costs. A run without labels
+(``config.labels == "none"``) hands the loss no labels at all.
 """
 
 from typing import Any, Callable
@@ -31,8 +32,10 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
     counted from the fine-tune's start); ``checkpoint`` and ``resume`` are
     :func:`recast.training.run_batches`'s.
     """
+    # with --labels none the loss gets None for labels: nothing can read one
     loss_fn = LOSSES[config.finetune_loss].objective(student, teacher, config.kd_temperature,
-                                                      config.kd_alpha)
+                                                      config.kd_alpha,
+                                                      labels=config.labels != "none")
     student.train()
 
     accuracies: list[float] = []

@@ -14,6 +14,7 @@ from recast.checkpoint import rng_state, set_rng_state
 from recast.datasets import BatchLoader, Data, load_data
 from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights, atomic_write_text
+from recast.labels import AGREEMENT, finish_labels, settle_labels
 from recast.pipeline import RecastResult, recast
 from recast.plan import Plan, make_plan
 from recast.progress import Progress
@@ -60,10 +61,12 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     torch.manual_seed(spec.seed)
     data = load_job_data(spec.model.dataset, spec.data_dir, spec.limit_train, spec.limit_test,
                          progress)
+    settle_labels(spec, data, progress)  # without labels: refusals, teacher's class count
     teacher = build_teacher(spec.model, data.num_classes, data.in_channels, data.image_size)
     plan = _plan(teacher, data, spec, progress)  # a bad plan fails before any training
     if spec.teacher:
         load_teacher(teacher, spec.teacher)
+        finish_labels(teacher, data, progress)
     if not resume:
         prepare_new(out, force, keep=Path(spec.teacher) if spec.teacher else None)
         if spec.method == "recast":
@@ -144,10 +147,18 @@ def _describe(result: RecastResult, spec: RunSpec, data: Data, teacher_info: dic
     report["model"] = spec.model.label
     report["num_classes"] = data.num_classes
     report["data"] = _data_record(spec, data)
+    _label_record(report, spec, data)
     report["teacher"]["training"] = teacher_info
     result.extra = {"run": spec.to_json(), "preset": spec.preset, "target": spec.target,
                     "widths": spec.widths, "teacher": teacher_info, "data": report["data"],
                     "normalisation": {"mean": data.mean, "std": data.std}}
+
+
+def _label_record(report: dict, spec: RunSpec, data: Data) -> None:
+    """Whether the run read labels, and what its test accuracy measures."""
+    report["labels"] = spec.config.labels
+    if data.test_truth == "teacher":
+        report["accuracy_is"] = AGREEMENT
 
 
 def _data_record(spec: RunSpec, data: Data) -> dict:
@@ -165,13 +176,14 @@ def run_baseline(spec: RunSpec, plan: Plan, teacher: torch.nn.Module, teacher_ac
     progress.log(f"--method {spec.method}: training the planned student for {budget} epochs")
     result = train_student(spec.method, fresh_student(plan), teacher, *loaders, budget,
                            device, progress, lr=spec.config.lr if "lr" in spec.given else 0.05,
-                           curve=[])
+                           curve=[], labels=spec.config.labels != "none")
     student = result["student"].cpu().eval()
     report = trained_report(plan, student, teacher_accuracy, result["accuracy"])
     report.update({"model": spec.model.label, "method": spec.method, "budget_epochs": budget,
                    "images_seen": result["images"], "recast_seconds": round(result["seconds"], 1),
                    "device": str(device), "num_classes": data.num_classes,
                    "data": _data_record(spec, data)})
+    _label_record(report, spec, data)
     RecastResult(student, plan, report, spec.config, extra={
         "run": spec.to_json(), "method": spec.method, "budget_epochs": budget,
         "data": report["data"], "normalisation": {"mean": data.mean, "std": data.std}}).save(out)
@@ -186,6 +198,11 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     progress = Progress(quiet=quiet)
     torch.manual_seed(seed)
     data = load_job_data(model.dataset, data_dir, *limits, progress)
+    if not data.labelled:
+        split = "training" if not data.train.labelled else "test"
+        raise RecastError(f"{data.source} has no {split} labels, but a teacher is trained and "
+                          f"scored on labels; train it on labelled data, then recast this "
+                          f"data with --teacher FILE")
     teacher = build_teacher(model, data.num_classes, data.in_channels, data.image_size)
     path = Path(out or f"{model.label}-teacher.safetensors")
     if path.exists():
@@ -222,7 +239,12 @@ def run_eval(run_dir: str, dataset: str | None, data_dir: str | None,
                               f"data with --data-dir DIR")
     progress = Progress(quiet=quiet)
     data = load_job_data(dataset, data_dir, None, limit_test, progress)
+    if not data.test.labelled:
+        raise RecastError(f"{data.source} has no test labels, so there is no accuracy to "
+                          f"compute; pass labelled test images with --data-dir DIR")
     classes = json.loads((folder / "student.json").read_text()).get("num_classes")
+    if data.num_classes == 0:  # training images without labels: the test labels must fit
+        data.num_classes = max(classes or 0, int(data.test.labels.max()) + 1)
     if classes is not None and classes != data.num_classes:
         raise RecastError(f"the student has {classes} classes but the data has "
                           f"{data.num_classes}; evaluate it on the data it was trained on")

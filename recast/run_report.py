@@ -55,6 +55,7 @@ def run_markdown(report: dict[str, Any]) -> str:
         f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}"
         f"{' (resumed: counts only the part after the resume)' if report.get('resumed') else ''}.",
         "",
+        *_label_lines(report),
         report_markdown(report),
         "## Recast steps",
         "",
@@ -89,3 +90,14 @@ def run_markdown(report: dict[str, Any]) -> str:
                   f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
                   f"time of each step)."]
     return "\n".join(lines) + "\n"
+
+
+def _label_lines(report: dict[str, Any]) -> list[str]:
+    """What the run knew of labels; nothing for an ordinary labelled run."""
+    lines = []
+    if report.get("labels") == "none":
+        lines.append("Labels: none. No label was read in training: the block steps learn "
+                     "the teacher's activations, the training after them its outputs only.")
+    if report.get("accuracy_is"):
+        lines.append(f"Test accuracy is {report['accuracy_is']}.")
+    return lines + [""] if lines else []

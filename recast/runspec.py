@@ -101,12 +101,24 @@ def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
     preset = args.preset or "fast"
     config = make_config(preset, {name: getattr(args, name) for name in config_fields},
                          seed=args.seed or 0)
+    if config.labels == "none":
+        check_labelless(args.teacher, args.method or "recast", "--labels none reads no label")
     given = {k: v for k, v in vars(args).items()
              if v is not None and v is not False and k not in ("func", "command")}
     return RunSpec(model_spec(args), args.target, parse_widths(args), config, preset,
                    args.data_dir, args.limit_train, args.limit_test, args.teacher,
                    args.teacher_epochs, args.teacher_lr, args.method or "recast", args.budget,
                    args.out, args.seed or 0, args.device or "auto", bool(args.quiet), given)
+
+
+def check_labelless(teacher: str | None, method: str, reason: str) -> None:
+    """Refuse what a run without labels cannot do; ``reason`` says why it has none."""
+    if method in ("scratch", "kd-mse"):
+        raise RecastError(f"--method {method} learns from labels, but {reason}; use --method "
+                          f"kd (Hinton KD on the teacher's outputs alone) or recast")
+    if not teacher:
+        raise RecastError(f"{reason}, so no teacher can be trained here; pass a trained "
+                          f"teacher with --teacher FILE")
 
 
 def check_data_and_device(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from recast.errors import RecastError
-from recast.losses import LOSSES
+from recast.losses import LOSSES, TEACHER_ONLY_DEFAULT
 from recast.training import Schedule
 
 
@@ -100,6 +100,10 @@ class RecastConfig:
         rule=POSITIVE))
     block_fraction: float = field(default=0.2, metadata=setting(
         "share of --budget-epochs spent on block steps", check=_unit, rule=UNIT))
+    labels: str = field(default="given", metadata=setting(
+        "none: never read a label: block steps as always, the fine-tune on the teacher's "
+        "outputs only (default loss kd-soft); needs --teacher. Data without labels sets it",
+        choices=("given", "none")))
 
     def split(self, steps: int) -> "RecastConfig":
         """This config with its budget turned into per-block and fine-tune epochs:
@@ -138,6 +142,13 @@ class RecastConfig:
                                   f"{', '.join(meta['choices'])}")
             if meta.get("check") and not meta["check"](value):
                 raise RecastError(f"{flag_name(f.name)} {value!r} must be {meta['rule']}")
+        loss = LOSSES[self.finetune_loss]
+        if self.labels == "none" and loss.reads_labels(self.kd_temperature, self.kd_alpha):
+            alpha = f" at --kd-alpha {self.kd_alpha}" if loss.name == "kd" else ""
+            raise RecastError(f"--finetune-loss {loss.name}{alpha} reads labels, but the run "
+                              f"has none (--labels none, or data without labels); use "
+                              f"--finetune-loss kd-soft or mse, which learn the teacher's "
+                              f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -202,4 +213,14 @@ def make_config(preset: str, overrides: dict[str, Any], seed: int = 0) -> Recast
         settings.pop("budget_epochs", None)  # explicit epochs replace the preset's budget
     settings.update(given)
     settings["seed"] = seed
-    return RecastConfig(**settings).validate()
+    config = RecastConfig(**settings)
+    if config.labels == "none":
+        return without_labels(config, loss_chosen="finetune_loss" in given)
+    return config.validate()
+
+
+def without_labels(config: RecastConfig, loss_chosen: bool) -> RecastConfig:
+    """``config`` for a run that reads no label: unless the user chose a fine-tune loss,
+    the preset's gives way to one on the teacher's outputs only; validated."""
+    loss = config.finetune_loss if loss_chosen else TEACHER_ONLY_DEFAULT
+    return replace(config, labels="none", finetune_loss=loss).validate()

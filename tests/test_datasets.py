@@ -267,3 +267,44 @@ def test_batch_size_below_one_is_refused(size) -> None:
 
 def test_batch_loader_has_no_dataset_size() -> None:
     assert not hasattr(BatchLoader, "dataset_size")
+
+
+# data without labels
+
+
+def test_npz_without_y_is_a_set_without_labels(tmp_path) -> None:
+    np.savez(tmp_path / "train.npz", x=_images())
+    np.savez(tmp_path / "test.npz", x=_images(4), y=np.array([0, 1, 2, 1]))
+    data = load_data(data_dir=tmp_path, limit_train=3)
+    assert not data.train.labelled and data.test.labelled and not data.labelled
+    assert data.train.labels.tolist() == [-1, -1, -1] and data.num_classes == 0
+    assert data.notes == []  # no "keeps only some classes" note: there are no classes
+
+
+def test_labelled_training_set_with_test_without_y(tmp_path) -> None:
+    np.savez(tmp_path / "train.npz", x=_images(), y=np.arange(6) % 3)
+    np.savez(tmp_path / "test.npz", x=_images(4))
+    data = load_data(data_dir=tmp_path)
+    assert data.train.labelled and not data.test.labelled and data.num_classes == 3
+
+
+def test_a_split_with_y_in_only_some_files_is_refused(tmp_path) -> None:
+    _folder(tmp_path)
+    np.savez(tmp_path / "train_2.npz", x=_images())
+    _refused(tmp_path, "train.npz has labels (y) but", "train_2.npz has none",
+             "in none of them")
+
+
+def test_image_folder_of_plain_images_has_no_labels(tmp_path) -> None:
+    from PIL import Image
+
+    pixels = _images(6, (12, 10, 3))
+    (tmp_path / "train").mkdir()
+    for i in range(4):
+        Image.fromarray(pixels[i]).save(tmp_path / "train" / f"{i}.png")
+    for i, name in ((4, "cat"), (5, "dog")):
+        (tmp_path / "test" / name).mkdir(parents=True)
+        Image.fromarray(pixels[i]).save(tmp_path / "test" / name / "a.png")
+    data = load_data(data_dir=tmp_path)
+    assert not data.train.labelled and len(data.train) == 4 and data.image_size == 10
+    assert data.test.labels.tolist() == [0, 1] and data.num_classes == 0
