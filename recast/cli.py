@@ -85,6 +85,13 @@ def add_run_args(job: argparse.ArgumentParser) -> None:
     settings = job.add_argument_group("recast settings (default: the preset's)")
     for flag, kwargs in config_flags():
         settings.add_argument(flag, **kwargs)
+    job.add_argument("--data", choices=["files", "synthetic"],
+                     help="files: the images of --data-dir (the default); synthetic: none, "
+                          "a transfer set synthesised from --teacher's BN statistics "
+                          "(--data-dir then gives the test set only)")
+    job.add_argument("--synthetic-images", type=int, help="--data synthetic: images (2048)")
+    job.add_argument("--synthetic-steps", type=int,
+                     help="--data synthetic: optimisation steps per batch (200)")
     job.add_argument("--teacher-epochs", type=float, help="when training the teacher")
     job.add_argument("--teacher-lr", type=float, help="when training the teacher")
     job.add_argument("--out", help="run folder (default runs/MODEL-TARGET-TIME)")

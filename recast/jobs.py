@@ -11,6 +11,7 @@ import torch
 
 from recast.baselines import fresh_student, train_student
 from recast.checkpoint import rng_state, set_rng_state
+from recast.datafree import save_synthetic, synthetic_train_set
 from recast.datasets import BatchLoader, Data, load_data
 from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights, atomic_write_text
@@ -61,6 +62,8 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     torch.manual_seed(spec.seed)
     data = load_job_data(spec.model.dataset, spec.data_dir, spec.limit_train, spec.limit_test,
                          progress)
+    synthetic = synthetic_train_set(spec, data, out if resume else None, progress) \
+        if spec.synthetic_images else None
     settle_labels(spec, data, progress)  # without labels: refusals, teacher's class count
     teacher = build_teacher(spec.model, data.num_classes, data.in_channels, data.image_size)
     plan = _plan(teacher, data, spec, progress)  # a bad plan fails before any training
@@ -71,6 +74,8 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
         prepare_new(out, force, keep=Path(spec.teacher) if spec.teacher else None)
         if spec.method == "recast":
             save_spec(spec, out)
+        if synthetic is not None:
+            save_synthetic(synthetic, out)
     try:
         _run_in(out, spec, data, teacher, plan, progress, resume)
     except KeyboardInterrupt as stop:
@@ -103,6 +108,8 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
                     teacher_accuracy=accuracy, checkpoints=out / "checkpoint",
                     leaf_modules=spec.model.leaf_modules)
     _describe(result, spec, data, info)
+    if (out / "synthetic.json").is_file():  # --data synthetic: what the transfer set cost
+        result.report["synthetic"] = json.loads((out / "synthetic.json").read_text())
     progress.close()
     result.save(out)
     # the student is saved now: what only a resume needed goes

@@ -16,7 +16,8 @@ from recast.runspec import RunSpec, differing
 RUN_ARGS = "run-args.json"
 # what a recast run writes into its folder: --force removes these and nothing else
 RUN_FILES = (RUN_ARGS, "teacher.safetensors", "teacher-state.json", "student.safetensors",
-             "student.json", "report.json", "report.md", "config.json")
+             "student.json", "report.json", "report.md", "config.json", "synthetic.npz",
+             "synthetic.json")
 RUN_FOLDERS = ("checkpoint", "plots", "tensorboard")
 TRAINED_TEACHER = "teacher.safetensors"
 

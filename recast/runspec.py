@@ -42,6 +42,8 @@ class RunSpec:
     device: str = "auto"
     quiet: bool = False
     given: dict[str, Any] = field(default_factory=dict)  # flags the user typed
+    synthetic_images: int | None = None  # --data synthetic: a transfer set of this size
+    synthetic_steps: int = 200
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,10 +107,21 @@ def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
         check_labelless(args.teacher, args.method or "recast", "--labels none reads no label")
     given = {k: v for k, v in vars(args).items()
              if v is not None and v is not False and k not in ("func", "command")}
-    return RunSpec(model_spec(args), args.target, parse_widths(args), config, preset,
+    synthetic = None
+    if getattr(args, "data", None) == "synthetic":
+        synthetic = args.synthetic_images or 2048
+        _at_least("--synthetic-images", synthetic, 1)
+        _at_least("--synthetic-steps", args.synthetic_steps, 1)
+    elif args.synthetic_images is not None or args.synthetic_steps is not None:
+        raise RecastError("--synthetic-images and --synthetic-steps belong to --data synthetic; "
+                          "add it, or drop them")
+    spec = RunSpec(model_spec(args), args.target, parse_widths(args), config, preset,
                    args.data_dir, args.limit_train, args.limit_test, args.teacher,
                    args.teacher_epochs, args.teacher_lr, args.method or "recast", args.budget,
                    args.out, args.seed or 0, args.device or "auto", bool(args.quiet), given)
+    spec.synthetic_images = synthetic
+    spec.synthetic_steps = args.synthetic_steps or 200
+    return spec
 
 
 def check_labelless(teacher: str | None, method: str, reason: str) -> None:

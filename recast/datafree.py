@@ -1,0 +1,71 @@
+"""``--data synthetic``: recast with no training image at all, only the teacher.
+
+The transfer set is synthesised from the teacher's BatchNorm statistics
+(recast/synthesize.py), saved in the run folder as synthetic.npz (x only: it
+has no labels, so the run is label-free) and read back on --resume. Data given
+with --data-dir is used for the test set only: no training step reads it. The
+input normalisation is the teacher's: CIFAR's with --dataset, otherwise the
+test images' channel statistics (the only thing read of them before testing).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recast.datasets import CIFAR_STATS, Data, ImageSet
+from recast.errors import RecastError
+from recast.files import atomic_write_text
+from recast.labels import teacher_classes
+from recast.progress import Progress
+from recast.runspec import RunSpec
+from recast.synthesize import SynthesisSettings, synthesize
+from recast.teacher import build_teacher, load_teacher
+
+SYNTHETIC = "synthetic.npz"
+
+
+def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None,
+                        progress: Progress) -> dict:
+    """Replace ``data.train`` by the synthetic set (from ``saved`` on a resume)."""
+    if not spec.teacher:
+        raise RecastError("--data synthetic needs the teacher to synthesise from; pass a "
+                          "trained one with --teacher FILE")
+    if spec.model.dataset in CIFAR_STATS:
+        data.mean, data.std = CIFAR_STATS[spec.model.dataset]
+    else:
+        pixels = data.test.images.float() / 255
+        data.mean = tuple(pixels.mean(dim=(0, 2, 3)).tolist())
+        data.std = tuple(pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    if saved is not None and (saved / SYNTHETIC).is_file():
+        pixels = np.load(saved / SYNTHETIC)["x"]
+        info = json.loads((saved / "synthetic.json").read_text())
+        progress.log(f"recast: note: the synthetic training set of {saved} is reused")
+    else:
+        classes = teacher_classes(spec.model, spec.teacher, data)
+        teacher = build_teacher(spec.model, classes, data.in_channels, data.image_size)
+        load_teacher(teacher, spec.teacher)
+        settings = SynthesisSettings(images=spec.synthetic_images, steps=spec.synthetic_steps,
+                                     seed=spec.seed)
+        progress.log(f"synthesising {settings.images} images from the teacher's BN statistics "
+                     f"({settings.steps} steps a batch)")
+        started = time.perf_counter()
+        pixels, _ = synthesize(teacher, (data.in_channels, data.image_size, data.image_size),
+                               classes, data.mean, data.std, settings, progress)
+        info = {"images": settings.images, "steps": settings.steps,
+                "seconds": round(time.perf_counter() - started, 1)}
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+    data.train = ImageSet.of(images, None)
+    data.source = f"synthetic ({len(images)} images from the teacher); test: {data.source}"
+    data.notes = []
+    info["pixels"] = pixels
+    return info
+
+
+def save_synthetic(info: dict, folder: Path) -> None:
+    """synthetic.npz (the images) and synthetic.json (what they cost) in the run folder."""
+    np.savez(folder / SYNTHETIC, x=info["pixels"])
+    atomic_write_text(folder / "synthetic.json", json.dumps(
+        {k: v for k, v in info.items() if k != "pixels"}))

@@ -1,0 +1,60 @@
+"""--data synthetic: a recast from a teacher file alone (recast/datafree.py)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from recast.cli import run
+from tests.conftest import SMALL, cli_error
+
+RUN = ["vgg11", "--teacher-width", "0.125", "--target", "conv", "--width", "0.4",
+       "--preset", "smoke", "--data", "synthetic", "--synthetic-images", "128",
+       "--synthetic-steps", "4", "--limit-test", "128", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("teacher") / "t.safetensors"
+    assert run(["train", "vgg11", "--teacher-width", "0.125", "--data-dir", str(SMALL),
+                "--epochs", "0.5", "--limit-train", "512", "--quiet", "--out", str(path)]) == 0
+    return path
+
+
+def _data_with_other_training_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "other"
+    folder.mkdir()
+    shutil.copy(SMALL / "cifar10_test_1k.npz", folder / "test.npz")
+    noise = np.random.default_rng(1).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    np.savez(folder / "train.npz", x=noise, y=np.arange(64) % 10)
+    return folder
+
+
+def test_a_data_free_recast_saves_its_set_and_reads_no_training_image(teacher,
+                                                                       tmp_path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run([*RUN, "--teacher", str(teacher), "--data-dir", str(SMALL),
+                "--out", str(first)]) == 0
+    other = _data_with_other_training_images(tmp_path)
+    assert run([*RUN, "--teacher", str(teacher), "--data-dir", str(other),
+                "--out", str(second)]) == 0
+    assert np.load(first / "synthetic.npz")["x"].shape == (128, 32, 32, 3)
+    report = json.loads((first / "report.json").read_text())
+    assert report["labels"] == "none" and report["student"]["accuracy"] >= 0
+    assert report["synthetic"]["images"] == 128 and report["synthetic"]["seconds"] >= 0
+    a, b = load_file(str(first / "student.safetensors")), load_file(str(second / "student.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)  # the given training images changed nothing
+
+
+def test_data_free_without_a_teacher_is_one_line(capsys, tmp_path) -> None:
+    err = cli_error(capsys, [*RUN, "--data-dir", str(SMALL), "--out", str(tmp_path / "r")])
+    assert "--teacher" in err and not (tmp_path / "r").exists()
+
+
+def test_synthetic_sizes_without_synthetic_data_are_refused(capsys, tmp_path) -> None:
+    argv = [a for a in RUN if a not in ("--data", "synthetic")]
+    err = cli_error(capsys, [*argv, "--data-dir", str(SMALL), "--out", str(tmp_path / "r")])
+    assert "--data synthetic" in err
