@@ -76,7 +76,8 @@ def train_student(
     started = time.perf_counter()
     schedule = Schedule(epochs, lr, "sgd", "cosine", weight_decay=5e-4)
     result = run_batches(loss_fn, list(student.parameters()), train_loader, schedule, device,
-                         progress, method, on_epoch=record if curve is not None else None)
+                         progress, method, on_epoch=record if curve is not None else None,
+                         model=student)
     # the last curve point evaluated the finished student already
     accuracy = accuracies[-1] if accuracies else evaluate(student, test_loader, device)
     return {"student": student.eval(), "accuracy": accuracy, "images": result["images"],

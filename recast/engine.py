@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from recast import distributed
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.finetune import finetune
@@ -162,7 +163,7 @@ class Recaster:
 
     def _checkpoint(self, steps: list[StepRecord], train_loader,
                     finetune: dict[str, Any] | None = None) -> None:
-        if self.store is None:
+        if self.store is None or not distributed.is_main():  # rank 0 writes
             return
         state = {"phase": "steps" if finetune is None else "finetune",
                  "steps": [s.to_json() for s in steps], "images": self.images,

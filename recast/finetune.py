@@ -48,7 +48,7 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
     result = run_batches(loss_fn, list(student.parameters()), train_loader,
                          config.finetune_schedule(), device, progress, "fine-tune",
                          on_epoch=record if test_loader is not None else None,
-                         checkpoint=checkpoint, resume=resume)
+                         checkpoint=checkpoint, resume=resume, model=student)
     student.eval()
     if accuracies:  # the last point evaluated the finished student already
         result["final_accuracy"] = accuracies[-1]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from recast import distributed
 from recast.baselines import fresh_student, train_student
 from recast.checkpoint import rng_state, set_rng_state
 from recast.datafree import save_synthetic, synthetic_train_set
@@ -56,6 +57,7 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     """The recast job (or a --method baseline) into its run folder."""
     out = Path(spec.out or f"runs/{spec.model.label}-{spec.target}-"
                f"{time.strftime('%Y%m%d-%H%M%S')}")
+    distributed.start()  # under torchrun: join the other processes
     progress = Progress(quiet=spec.quiet)
     if resume:
         progress.log(f"resuming the run in {out} with its saved settings")
@@ -71,11 +73,7 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
         load_teacher(teacher, spec.teacher)
         finish_labels(teacher, data, progress)
     if not resume:
-        prepare_new(out, force, keep=Path(spec.teacher) if spec.teacher else None)
-        if spec.method == "recast":
-            save_spec(spec, out)
-        if synthetic is not None:
-            save_synthetic(synthetic, out)
+        distributed.on_main(lambda: _open(out, spec, force, synthetic))
     try:
         _run_in(out, spec, data, teacher, plan, progress, resume)
     except KeyboardInterrupt as stop:
@@ -83,9 +81,20 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
         raise Stopped(name, str(out) if spec.method == "recast" else None) from None
 
 
+def _open(out: Path, spec: RunSpec, force: bool, synthetic: dict | None) -> None:
+    """A new run folder with the run's spec (rank 0 only)."""
+    prepare_new(out, force, keep=Path(spec.teacher) if spec.teacher else None)
+    if spec.method == "recast":
+        save_spec(spec, out)
+    if synthetic is not None:
+        save_synthetic(synthetic, out)
+
+
 def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan: Plan,
             progress: Progress, resume: bool) -> None:
-    train_loader, test_loader = _loaders(data, spec.config.batch_size, spec.seed)
+    # --batch-size is per process: the loaders deal the global batch, each takes its share
+    train_loader, test_loader = _loaders(data, spec.config.batch_size * distributed.size(),
+                                         spec.seed)
     device = pick_device(spec.device)
     progress.watch(out / "tensorboard")  # live events, when tensorboard is installed
     info, accuracy = _teacher_in_run(out, spec, teacher, train_loader, test_loader, device,
@@ -111,6 +120,8 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
     if (out / "synthetic.json").is_file():  # --data synthetic: what the transfer set cost
         result.report["synthetic"] = json.loads((out / "synthetic.json").read_text())
     progress.close()
+    if not distributed.is_main():
+        return
     result.save(out)
     # the student is saved now: what only a resume needed goes
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
@@ -140,11 +151,13 @@ def _teacher_in_run(out: Path, spec: RunSpec, teacher: torch.nn.Module, train_lo
     progress.log(f"no --teacher given: training {spec.model.label} for {epochs} epochs first "
                  f"(kept as {out / TRAINED_TEACHER})")
     result = train_teacher(teacher, train_loader, test_loader, epochs, lr, device, progress)
-    atomic_save_weights(teacher, out / TRAINED_TEACHER)
     info = {"source": "trained", "epochs": epochs, "lr": lr,
             "seconds": round(result["seconds"], 1), "accuracy": round(result["accuracy"], 2)}
-    # where the data order and RNG stood: a resumed run continues from here
-    atomic_write_text(state, json.dumps({"info": info, "rng": rng_state(train_loader.generator)}))
+    if distributed.is_main():
+        atomic_save_weights(teacher, out / TRAINED_TEACHER)
+        # where the data order and RNG stood: a resumed run continues from here
+        atomic_write_text(state, json.dumps({"info": info,
+                                             "rng": rng_state(train_loader.generator)}))
     return info, result["accuracy"]
 
 
@@ -156,7 +169,10 @@ def _describe(result: RecastResult, spec: RunSpec, data: Data, teacher_info: dic
     report["data"] = _data_record(spec, data)
     _label_record(report, spec, data)
     report["teacher"]["training"] = teacher_info
-    result.extra = {"run": spec.to_json(), "preset": spec.preset, "target": spec.target,
+    report["world_size"] = distributed.size()
+    report["global_batch"] = spec.config.batch_size * distributed.size()
+    result.extra = {"world_size": distributed.size(), "global_batch": report["global_batch"],
+                    "run": spec.to_json(), "preset": spec.preset, "target": spec.target,
                     "widths": spec.widths, "teacher": teacher_info, "data": report["data"],
                     "normalisation": {"mean": data.mean, "std": data.std}}
 
@@ -185,6 +201,8 @@ def run_baseline(spec: RunSpec, plan: Plan, teacher: torch.nn.Module, teacher_ac
                            device, progress, lr=spec.config.lr if "lr" in spec.given else 0.05,
                            curve=[], labels=spec.config.labels != "none")
     student = result["student"].cpu().eval()
+    if not distributed.is_main():
+        return
     report = trained_report(plan, student, teacher_accuracy, result["accuracy"])
     report.update({"model": spec.model.label, "method": spec.method, "budget_epochs": budget,
                    "images_seen": result["images"], "recast_seconds": round(result["seconds"], 1),

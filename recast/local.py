@@ -113,7 +113,7 @@ def train_local(
     for i, block in enumerate(student):
         block.train(i in trained)
     result = run_batches(loss_fn, params, loader, schedule, device, progress,
-                         "local (all blocks at once)")
+                         "local (all blocks at once)", model=student)
     student.eval()
     result["block_mse"] = {i: round(v, 5) for i, v in recent.items()}
     result["trained"] = trained

@@ -16,13 +16,18 @@ class Progress:
     and images/s, and every test accuracy, also go live to TensorBoard events."""
 
     def __init__(self, quiet: bool = False) -> None:
-        self.plain = quiet or not sys.stderr.isatty()
+        from recast.distributed import is_main
+
+        self.silent = not is_main()  # under torchrun only rank 0 reports
+        self.plain = quiet or self.silent or not sys.stderr.isatty()
         self.writer: Any = None
         self.batches = 0  # the x axis of the live training scalars
 
     def watch(self, folder: Path) -> Path | None:
         """Write live events into a fresh subfolder of ``folder`` (live, live-2 after
         a resume, ...); None when tensorboard is not installed."""
+        if self.silent:
+            return None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -46,7 +51,7 @@ class Progress:
             self.writer = None
 
     def bar(self, total: int, label: str, done: int = 0) -> "Bar":
-        return Bar(total, label, self.plain, done, self)
+        return Bar(total, label, self.plain, done, self, silent=self.silent)
 
     def overall(self, total: int, label: str) -> Any:
         """A bar over whole phases (the recast steps) on a terminal; None otherwise."""
@@ -57,13 +62,14 @@ class Progress:
         return tqdm(total=total, desc=label, position=1, leave=False, dynamic_ncols=True)
 
     def log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        if not self.silent:
+            print(message, file=sys.stderr, flush=True)
 
 
 class Bar:
     def __init__(self, total: int, label: str, plain: bool, done: int = 0,
-                 progress: Progress | None = None) -> None:
-        self.label, self.plain, self.total = label, plain, total
+                 progress: Progress | None = None, silent: bool = False) -> None:
+        self.label, self.plain, self.total, self.silent = label, plain, total, silent
         self.progress = progress
         self.logged = -1  # the progress batch count of the last live point
         self.stats: dict[str, float] = {}
@@ -84,7 +90,7 @@ class Bar:
             self.progress.batches += 1
             if self.progress.batches % EVENT_EVERY == 0 or stats.get("pass_ended"):
                 self._event()
-        if self.plain and stats.get("pass_ended"):
+        if self.plain and not self.silent and stats.get("pass_ended"):
             print(f"{self.label}: pass {stats['pass_ended']}, loss {stats['loss']:.4f}, "
                   f"lr {stats['lr']:.2e}, {stats['rate']:.0f} img/s", file=sys.stderr,
                   flush=True)
@@ -101,7 +107,7 @@ class Bar:
                 self._event()  # the phase's last point, however short the phase
             self.progress.writer.flush()  # a crash in the next phase keeps this one
         s = self.stats
-        if s:
+        if s and not self.silent:
             print(f"{self.label}: {self.total} batches, loss {s['loss']:.4f}, "
                   f"lr {self.first_lr:.2e} -> {s['lr']:.2e}, {s['rate']:.0f} img/s, "
                   f"{time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)

@@ -82,7 +82,8 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
 
     surgery.train_only(first_trained, last)
     result = run_batches(loss_fn, params, train_loader, config.block_schedule(), device,
-                         progress, f"recast {block.name}")
+                         progress, f"recast {block.name}",
+                         model=nn.ModuleList(student[first_trained:last + 1]))
     student.eval()
     if config.bn_recalibration:
         recalibrate(student, last, calibration[:config.bn_recalibration])

@@ -151,6 +151,6 @@ def train_teacher(model: nn.Module, train_loader, test_loader, epochs: float, lr
     model.to(device).train()
     schedule = Schedule(epochs, lr, "sgd", "cosine", weight_decay=5e-4)
     result = run_batches(lambda x, y: F.cross_entropy(model(x), y), list(model.parameters()),
-                         train_loader, schedule, device, progress, "teacher")
+                         train_loader, schedule, device, progress, "teacher", model=model)
     result["accuracy"] = evaluate(model, test_loader, device)
     return result

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from recast import distributed
 from recast.errors import NonFiniteLoss, RecastError
 from recast.progress import Progress
 
@@ -92,6 +93,7 @@ def run_batches(
     on_epoch: Callable[[int], None] | None = None,
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
     resume: dict[str, Any] | None = None,
+    model: nn.Module | None = None,
 ) -> dict[str, float]:
     """Train ``params`` on ``loss_fn(x, y)`` for ``schedule.epochs``; mean loss out.
 
@@ -115,19 +117,23 @@ def run_batches(
         start -= resume["seconds"]
     bar = progress.bar(total, label, done)
     for step, (x, y) in zip(range(done, total), cycle(loader)):
+        images += len(x)  # the global batch: every process's share counts
+        x, y = distributed.shard(x, y)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(fast_layout(x, device), y)
-        if not torch.isfinite(loss):
+        if distributed.any_true(not torch.isfinite(loss)):
             raise NonFiniteLoss(f"{label}: the loss became {loss.item()} at batch {step}; "
                               f"lower the learning rate (--lr)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         rate = opt.param_groups[0]["lr"]  # the rate this batch was trained with
         opt.step()
         lr_schedule.step()
-        images += len(x)
         recent.append(loss.item())
         pass_ended = (step + 1) % len(loader) == 0
+        if pass_ended or step + 1 == total:
+            distributed.average_buffers(model)
         bar.update(loss=recent[-1], lr=rate,
                    rate=images / (time.perf_counter() - start),
                    pass_ended=(step + 1) // len(loader) if pass_ended else 0)
@@ -177,6 +183,8 @@ def check_device(name: str) -> None:
 def pick_device(name: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():  # under torchrun: this process's own device
+            return torch.device("cuda", distributed.local_rank())
+        return torch.device("cpu")
     check_device(name)
     return torch.device(name)
