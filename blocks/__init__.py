@@ -13,8 +13,11 @@ from blocks.conv import ConvBlock  # noqa: E402  (registers "conv")
 from blocks.basic import BasicBlock  # noqa: E402  (registers "basic")
 from blocks.bottleneck import Bottleneck  # noqa: E402
 from blocks.dense import DenseBlock, DenseLayer  # noqa: E402
+from blocks.dwconv import DWConvBlock  # noqa: E402  (registers "dwconv")
+from blocks.mbconv import MBConv  # noqa: E402  (registers "mbconv")
 
 __all__ = [
     "BLOCK_KINDS", "BasicBlock", "BlockKind", "BlockSpec", "Bottleneck", "ConvBlock",
-    "DenseBlock", "DenseLayer", "SourceBlock", "block_kind", "build_block", "register_kind",
+    "DWConvBlock", "DenseBlock", "DenseLayer", "MBConv", "SourceBlock", "block_kind",
+    "build_block", "register_kind",
 ]

@@ -60,3 +60,26 @@ def select_channels(weight: Tensor, out_idx: Tensor, in_idx: Tensor) -> None:
         match = (in_idx == channel).nonzero()
         if len(match):
             weight[o, int(match[0])] = 1.0
+
+
+def inverted_residual_convs(
+    module: fx.GraphModule,
+) -> tuple[tuple[nn.Conv2d, nn.Module] | None, tuple[nn.Conv2d, nn.Module],
+           tuple[nn.Conv2d, nn.Module]] | None:
+    """(expand or None, depthwise, project) conv/BN pairs of a MobileNet-style block.
+
+    Squeeze-excitation convs have no BN after them, so they are left out; any
+    other shape (no depthwise conv, extra convs) gives None.
+    """
+    pairs = [(c, bn) for c, bn in conv_bn_pairs(module) if bn is not None]
+    shape = ["dw" if is_depthwise(c) else c.kernel_size for c, _ in pairs]
+    if shape == [(1, 1), "dw", (1, 1)]:
+        return pairs[0], pairs[1], pairs[2]
+    if shape == ["dw", (1, 1)]:
+        return None, pairs[0], pairs[1]
+    return None
+
+
+def is_depthwise(conv: nn.Conv2d) -> bool:
+    """One filter per input channel (groups == channels > 1)."""
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels

@@ -21,7 +21,8 @@ from recast.models import model_names
 from recast.plan import make_plan
 from recast.report import compression_report, human, report_markdown
 from recast.runfolder import resume_spec
-from recast.runspec import check_data_and_device, model_spec, parse_widths, run_spec
+from recast.runspec import check_data_and_device, model_spec, parse_widths, plan_options, \
+    run_spec
 from recast.settings import PRESETS, config_flags
 from recast.teacher import DATASETS, untrained_teacher
 from recast.walker import walk
@@ -54,6 +55,15 @@ def add_plan_args(parser: argparse.ArgumentParser, required: bool = True) -> Non
     parser.add_argument("--width", type=float,
                         help="width ratio for every recast block, in (0, 1] (default 1.0)")
     parser.add_argument("--widths", help="one ratio per recast block: r1,r2,...")
+    parser.add_argument("--budget-params", type=float, metavar="R",
+                        help="instead of --width: the one width ratio whose student has R x "
+                             "the teacher's params (0.25 = 4x fewer)")
+    parser.add_argument("--budget-mults", type=float, metavar="R",
+                        help="instead of --width: the width ratio whose student has R x the "
+                             "teacher's mults")
+    parser.add_argument("--allow-bigger", action="store_true", default=None,
+                        help="recast blocks even where the target has more params or mults "
+                             "than the teacher block (kept by default; the report says why)")
 
 
 def add_job_args(parser: argparse.ArgumentParser) -> None:
@@ -141,12 +151,14 @@ def _fill_costs(chain: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    if args.width is None and not args.widths:
-        raise RecastError("recast report needs --width R (or --widths r1,r2,...): the "
-                          "student's width ratio, e.g. --width 0.5")
+    if args.width is None and not args.widths and not (args.budget_params or args.budget_mults):
+        raise RecastError("recast report needs --width R (or --widths r1,r2,..., or "
+                          "--budget-params/--budget-mults R): the student's size, e.g. "
+                          "--width 0.5")
     spec = model_spec(args)
     teacher, shape = untrained_teacher(spec)
-    plan = make_plan(_walk(teacher, shape, spec.leaf_modules), args.target, parse_widths(args))
+    plan = make_plan(_walk(teacher, shape, spec.leaf_modules), args.target, parse_widths(args),
+                     **plan_options(args))
     report = compression_report(plan, latency=not args.no_latency)
     report["model"] = spec.label
     print(json.dumps(report, indent=2) if args.json else report_markdown(report))

@@ -50,7 +50,7 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
     chain = walk(teacher, shape, leaf_modules=spec.model.leaf_modules)
     for note in chain.notes:
         progress.log(f"recast: note: {note}")
-    return make_plan(chain, spec.target, spec.widths)
+    return make_plan(chain, spec.target, spec.widths, **spec.plan)
 
 
 def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None:
@@ -115,7 +115,7 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
                     test_loader=test_loader, input_shape=plan.chain.input_shape,
                     config=spec.config, device=spec.device, progress=progress,
                     teacher_accuracy=accuracy, checkpoints=out / "checkpoint",
-                    leaf_modules=spec.model.leaf_modules)
+                    leaf_modules=spec.model.leaf_modules, plan_options=spec.plan)
     _describe(result, spec, data, info)
     if (out / "synthetic.json").is_file():  # --data synthetic: what the transfer set cost
         result.report["synthetic"] = json.loads((out / "synthetic.json").read_text())

@@ -59,7 +59,7 @@ class RecastResult:
 def recast(
     teacher: nn.Module,
     target: str = "conv",
-    width: float | Sequence[float] = 1.0,
+    width: float | Sequence[float] | None = 1.0,
     *,
     train_loader,
     test_loader,
@@ -70,6 +70,7 @@ def recast(
     teacher_accuracy: float | None = None,
     checkpoints: str | Path | None = None,
     leaf_modules: Sequence[str] = (),
+    plan_options: dict[str, Any] | None = None,
 ) -> RecastResult:
     """Recast ``teacher`` into a student of ``target`` blocks at ``width``.
 
@@ -78,7 +79,8 @@ def recast(
     latency, per-block MSE and accuracy). With ``checkpoints`` (a folder) the
     run checkpoints after every step and fine-tune pass, and continues from the
     latest checkpoint there if one exists. ``leaf_modules`` (class names or
-    module paths) are traced whole, for code torch.fx cannot trace.
+    module paths) are traced whole, for code torch.fx cannot trace;
+    ``plan_options`` are :func:`recast.plan.make_plan`'s (budgets, allow_bigger).
     """
     config = config or RecastConfig()
     progress = progress or Progress(quiet=True)
@@ -90,7 +92,7 @@ def recast(
     started = time.perf_counter()
     teacher = teacher.cpu().eval()
     chain = walk(teacher, tuple(input_shape), leaf_modules=leaf_modules)
-    plan = make_plan(chain, target, width)
+    plan = make_plan(chain, target, width, **(plan_options or {}))
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     store = CheckpointStore(Path(checkpoints)) if checkpoints is not None else None

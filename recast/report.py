@@ -43,6 +43,8 @@ def compression_report(
         },
         "blocks": [],
     }
+    if plan.budget is not None:
+        report["budget"] = dict(plan.budget)
     if latency:
         for name, net in (("teacher", teacher_net), ("student", student_net)):
             report[name]["latency_ms"] = {
@@ -65,6 +67,7 @@ def compression_report(
             "params": before.params, "params_after": after.params,
             "mults": before.mults, "mults_after": after.mults,
             "macs": before.macs, "macs_after": after.macs,
+            "kept_reason": step.kept_reason,
         })
     return report
 
@@ -117,10 +120,19 @@ def report_markdown(report: dict[str, Any]) -> str:
     for b in report["blocks"]:
         lines.append(
             f"| {b['index']} | {b['name']} | {b['kind']} | "
-            f"{b['target'] if b['recast'] else 'kept'} | "
+            f"{b['target'] if b['recast'] else 'kept*' if b.get('kept_reason') else 'kept'} | "
             f"{b['in_channels']}->{b['out_channels']} => "
             f"{b['in_channels_after']}->{b['out_channels_after']} | {b['stride']} | "
             f"{human(b['params'])} | {human(b['params_after'])} | "
             f"{human(b['mults'])} | {human(b['mults_after'])} |"
         )
+    kept = [b for b in report["blocks"] if b.get("kept_reason")]
+    if kept:
+        lines += ["", "Kept, not recast (pass allow_bigger / --allow-bigger to force):", ""]
+        lines += [f"- {b['index']} {b['name']}: {b['kept_reason']}" for b in kept]
+    budget = report.get("budget")
+    if budget:
+        lines += ["", f"Budget: {budget['measure']} ratio asked {budget['asked']}, got "
+                  f"{budget['got']} (uniform width {budget['width']})"
+                  + (f"; {budget['note']}." if budget.get("note") else ".")]
     return "\n".join(lines) + "\n"

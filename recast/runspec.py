@@ -44,6 +44,7 @@ class RunSpec:
     given: dict[str, Any] = field(default_factory=dict)  # flags the user typed
     synthetic_images: int | None = None  # --data synthetic: a transfer set of this size
     synthetic_steps: int = 200
+    plan: dict[str, Any] = field(default_factory=dict)  # make_plan's options: budgets, ...
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,8 +79,26 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
                      list(getattr(args, "leaf_module", None) or []))
 
 
-def parse_widths(args: argparse.Namespace) -> float | list[float]:
-    """--widths r1,r2,... or --width r; every ratio in (0, 1]."""
+def plan_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--budget-params / --budget-mults / --allow-bigger as make_plan's keywords."""
+    options: dict[str, Any] = {}
+    for name in ("budget_params", "budget_mults"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if not (_positive(value) and value <= 1):
+                raise RecastError(f"--{name.replace('_', '-')} {value} must be in (0, 1], e.g. "
+                                  f"0.25 for 4x fewer")
+            options[name] = value
+    if getattr(args, "allow_bigger", None):
+        options["allow_bigger"] = True
+    return options
+
+
+def parse_widths(args: argparse.Namespace) -> float | list[float] | None:
+    """--widths r1,r2,... or --width r; every ratio in (0, 1]; None under a budget."""
+    if args.width is None and not args.widths and plan_options(args).keys() & {
+            "budget_params", "budget_mults"}:
+        return None
     if args.widths:
         try:
             ratios = [float(w) for w in args.widths.split(",")]
@@ -121,6 +140,7 @@ def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
                    args.out, args.seed or 0, args.device or "auto", bool(args.quiet), given)
     spec.synthetic_images = synthetic
     spec.synthetic_steps = args.synthetic_steps or 200
+    spec.plan = plan_options(args)
     return spec
 
 

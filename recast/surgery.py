@@ -5,8 +5,10 @@ of block i (warm-started where its kind can be) may change block i's output
 width; then the blocks after it are rebuilt to read the new width until the
 widths match the teacher's again (the paper's "dimension mismatch" rule: the
 next recastable block becomes a fresh block of its own kind, a fixed part gets
-its input layers rebuilt). ``kept`` records, per block, which teacher channels
-its output holds, so warm starts can slice matching weights.
+its input layers rebuilt). A block the plan keeps is rebuilt as the plan says
+(input layers, or a fresh block of its kind), so the student is the planned one.
+``kept`` records, per block, which teacher channels its output holds, so warm
+starts can slice matching weights.
 """
 
 import copy
@@ -14,10 +16,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from blocks import block_kind
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
-from recast.plan import Plan
+from recast.plan import Plan, rebuild_spec
 from recast.walker import Block
 from recast.warmstart import can_warm_start, warm_start
 
@@ -73,12 +74,16 @@ class StudentSurgery:
                                   "width; the head cannot be rebuilt")
             block = chain.blocks[position]
             keep = self.kept.get(position - 1) if self.warm else None
-            if block.recastable:
+            step = self.plan.steps[position]
+            if step.recast:  # a temporary block until its own step replaces it
+                spec = rebuild_spec(block, channels)
                 module = fresh_like(block, channels)
-                if keep is not None:
-                    warm_start(block, module, keep, keep_outputs=True)
-            else:
-                module = adapt_input(block.module, block.in_shape, channels, keep)
+            else:  # a kept block: what the plan keeps, the teacher's weights sliced
+                spec = step.spec
+                module = self.plan.build_block(position) if spec is not None else \
+                    adapt_input(block.module, block.in_shape, channels, keep)
+            if spec is not None and keep is not None and can_warm_start(block.kind, spec.kind):
+                warm_start(block, module, keep, keep_outputs=True, target_kind=spec.kind)
             self.blocks[position] = module.to(self.device)
             self.kept.pop(position, None)
             channels = output_shape(module, (1, channels, *block.in_shape[2:]))[1]
@@ -95,8 +100,9 @@ class StudentSurgery:
 
 
 def fresh_like(block: Block, in_channels: int) -> nn.Module:
-    """A fresh block of ``block``'s own kind reading ``in_channels`` (temporary)."""
-    module = block_kind(block.kind).rebuild(block, in_channels).build()
+    """A fresh block of ``block``'s own kind (or its stand-in, plan.rebuild_spec)
+    reading ``in_channels``: the temporary next block."""
+    module = rebuild_spec(block, in_channels).build()
     return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
 
 

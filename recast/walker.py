@@ -14,11 +14,15 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from blocks.weights import is_depthwise
 from recast.classify import main_branch_convs, piece_kind
 from recast.graph import TracedModel, extract, node_shape, trace
 from recast.grouping import Group, anchor_paths, group_pieces, label_groups, owner_path
 
 RECASTABLE = ("conv", "basic", "bottleneck", "dense")
+# residual blocks of feature maps, one map in and one out: sources too, though
+# no kind of their own rebuilds them (plan.rebuild_spec stands in for one)
+MAP_RESIDUALS = ("inverted_residual", "fused_inverted_residual", "convnext")
 
 
 @dataclass
@@ -51,7 +55,8 @@ class Block:
 
     @property
     def recastable(self) -> bool:
-        return self.kind in RECASTABLE
+        return self.kind in RECASTABLE or (
+            self.kind in MAP_RESIDUALS and len(self.in_shape) == len(self.out_shape) == 4)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +150,9 @@ def _block(
     if kind == "bottleneck":
         convs = main_branch_convs(group.anchor_pieces[0], traced.graph)
         block.mid_channels = node_shape(convs[0])[1]
+    if kind == "inverted_residual":  # the expanded width: what its depthwise conv sees
+        block.mid_channels = next((m.out_channels for m in module.modules()
+                                   if isinstance(m, nn.Conv2d) and is_depthwise(m)), None)
     if kind == "dense":
         convs = [n for p in group.anchor_pieces for n in p.nodes if p.roles[n] == "conv"]
         block.n_layers = max(1, len(convs) // 2)

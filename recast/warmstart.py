@@ -47,9 +47,9 @@ def warm_student(plan: Plan, init: str = "teacher") -> tuple[list[nn.Module], li
         block = step.block
         in_idx = previous if previous is not None else torch.arange(block.in_channels)
         warm = init == "teacher" and (previous is not None or step.in_channels == block.in_channels)
-        if step.recast:
+        if step.spec is not None:  # a target, or a kept block rebuilt to read a new width
             module = plan.build_block(index)
-            out = warm_start(block, module, in_idx, target_kind=step.target) \
+            out = warm_start(block, module, in_idx, not step.recast, step.target) \
                 if warm and can_warm_start(block.kind, step.target) else None
         else:
             module = adapt_input(block.module, block.in_shape, step.in_channels,

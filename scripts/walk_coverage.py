@@ -7,7 +7,12 @@ model's own output, and records the block kinds. Results go to
 
 Run from the repository root::
 
-    PYTHONPATH=. python scripts/walk_coverage.py [--models a,b] [--skip-large]
+    PYTHONPATH=. python scripts/walk_coverage.py [--models a,b] [--skip-large] \
+        [--plan mbconv:0.5]
+
+``--plan KIND:WIDTH`` also plans a student of that kind and width for every
+exact chain (recast.plan.make_plan, never bigger by default) and records its
+params and mults against the teacher's, and how many blocks it recasts or keeps.
 """
 
 import argparse
@@ -28,7 +33,8 @@ import torch
 import torchvision
 from torch import nn
 
-from recast.errors import WalkError
+from recast.errors import RecastError, WalkError
+from recast.plan import make_plan
 from recast.walker import walk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +60,7 @@ class ModelResult:
     max_abs_diff: float | None = None
     residual_blocks: list[str] = field(default_factory=list)
     error: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)  # --plan: sizes, or its error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-large", action="store_true",
                         help=f"skip models with more than {LARGE_PARAMS // 10**6}M params")
     parser.add_argument("--seed", type=int, default=0, help="seed of the check input")
+    parser.add_argument("--plan", default="", metavar="KIND:WIDTH",
+                        help="also plan a student, e.g. mbconv:0.5, and record its size")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/walk_coverage.json",
                         help="JSON output path")
     parser.add_argument("--md", type=Path, default=ROOT / "benchmarks/walk_coverage.md",
@@ -104,7 +113,23 @@ def compare(expected: Any, got: Any) -> tuple[bool, float | None, str]:
     return torch.allclose(expected, got, rtol=RTOL, atol=ATOL), diff, ""
 
 
-def run_model(name: str, seed: int) -> ModelResult:
+def plan_sizes(chain: Any, plan: str) -> dict[str, Any]:
+    """Student vs teacher params and mults of the plan ``KIND:WIDTH`` (or its error)."""
+    kind, _, width = plan.partition(":")
+    start = time.perf_counter()
+    try:
+        made = make_plan(chain, kind, float(width or 1.0))
+    except RecastError as exc:
+        return {"error": one_line(exc)}
+    teacher, student = made.size["teacher"], made.size["student"]
+    return {"params": student["params"], "mults": student["mults"],
+            "params_ratio": round(student["params"] / max(1, teacher["params"]), 4),
+            "mults_ratio": round(student["mults"] / max(1, teacher["mults"]), 4),
+            "recast": len(made.recast_steps()), "kept": len(made.kept_steps()),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_model(name: str, seed: int, plan: str = "") -> ModelResult:
     """Build, walk and check one model."""
     size = INPUT_SIZES.get(name, DEFAULT_SIZE)
     result = ModelResult(name=name, input_size=size)
@@ -136,6 +161,8 @@ def run_model(name: str, seed: int) -> ModelResult:
                             + (", ..." if len(result.residual_blocks) > 5 else ""))
         else:
             result.status = "ok"
+        if plan and result.status == "ok":
+            result.plan = plan_sizes(chain, plan)
     except Exception as exc:  # one model failing must not stop the survey
         result.status = "error"
         result.error = one_line(exc)
@@ -219,13 +246,20 @@ def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
         "Statuses: " + ", ".join(f"{k} {s[k]}" for k in STATUSES if s[k] or k == "ok")
         + f"; total time {s['total_seconds']} s.",
         "",
-        "| model | status | blocks | blocks by kind | walk time (s) | max abs diff |",
-        "|---|---|---:|---|---:|---:|",
+        "| model | status | blocks | blocks by kind | walk time (s) | max abs diff |"
+        + (f" {report['plan']}: params | mults | recast / kept |" if report.get("plan") else ""),
+        "|---|---|---:|---|---:|---:|" + ("---:|---:|---:|" if report.get("plan") else ""),
     ]
     for r in results:
         kinds = ", ".join(f"{k} {v}" for k, v in r.kinds.items())
         lines.append(f"| {r.name} | {r.status} | {r.blocks or ''} | {kinds} | "
-                     f"{fmt_seconds(r.walk_seconds)} | {fmt_diff(r.max_abs_diff)} |")
+                     f"{fmt_seconds(r.walk_seconds)} | {fmt_diff(r.max_abs_diff)} |"
+                     + (fmt_plan(r.plan) if report.get("plan") else ""))
+    if report.get("plan"):
+        kind, _, width = report["plan"].partition(":")
+        lines += ["", f"Plan columns: `make_plan(chain, {kind!r}, {width or 1.0})` sizes as "
+                  "student/teacher ratios (params, mults); blocks whose target would be "
+                  "bigger are kept. A plan error is shown in the params column."]
     failures = [r for r in results if r.status != "ok"]
     lines += ["", "## Not ok", ""]
     if not failures:
@@ -234,6 +268,24 @@ def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
         message = r.error.replace("`", "'")
         lines.append(f"- **{r.name}** ({r.status}): {message}")
     return "\n".join(lines) + "\n"
+
+
+def fmt_plan(plan: dict[str, Any]) -> str:
+    """The plan columns of one row."""
+    if not plan:
+        return " | | |"
+    if "error" in plan:
+        return f" {plan['error'].replace('|', '/')[:80]} | | |"
+    return (f" {human(plan['params'])} ({plan['params_ratio']:.3f}) | {human(plan['mults'])} "
+            f"({plan['mults_ratio']:.3f}) | {plan['recast']} / {plan['kept']} |")
+
+
+def human(n: float) -> str:
+    """14724042 -> '14.72M'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
 
 
 def write_outputs(args: argparse.Namespace, report: dict[str, Any],
@@ -267,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit(),
         "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "plan": args.plan,
     }
     results: list[ModelResult] = []
     start = time.perf_counter()
@@ -283,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{prefix}: skipped ({result.error})", flush=True)
                 continue
         print(f"{prefix} ...", end=" ", flush=True)
-        result = run_model(name, args.seed)
+        result = run_model(name, args.seed, args.plan)
         results.append(result)
         detail = (f"{result.blocks} blocks {result.kinds} walk {fmt_seconds(result.walk_seconds)}s"
                   f" diff {fmt_diff(result.max_abs_diff)}")

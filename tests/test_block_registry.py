@@ -63,3 +63,9 @@ def test_built_in_kinds_say_what_they_warm_start_from() -> None:
     assert block_kind("conv").warm_sources == ("conv", "basic")
     assert block_kind("basic").warm_sources == ("basic",)
     assert block_kind("dense").warm_start is None
+
+
+def test_mobile_kinds_register_themselves_with_their_warm_sources() -> None:
+    assert block_kind("mbconv").warm_sources == ("inverted_residual",)
+    assert block_kind("dwconv").warm_sources == ("inverted_residual",)
+    assert list(BLOCK_KINDS)[-2:] == ["dwconv", "mbconv"]

@@ -6,7 +6,7 @@ import torch
 from blocks import BLOCK_KINDS, BlockSpec, build_block
 
 
-@pytest.mark.parametrize("kind", ["conv", "basic", "bottleneck"])
+@pytest.mark.parametrize("kind", ["conv", "basic", "bottleneck", "dwconv", "mbconv"])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_block_output_shape(kind: str, stride: int) -> None:
     block = build_block(kind, 8, 16, stride)
@@ -37,4 +37,4 @@ def test_unknown_kind_names_the_known_ones() -> None:
 def test_spec_round_trips_through_json() -> None:
     spec = BlockSpec("bottleneck", 16, 64, 2, mid_channels=8)
     assert BlockSpec(**spec.to_json()) == spec
-    assert set(BLOCK_KINDS) == {"conv", "basic", "bottleneck", "dense"}
+    assert set(BLOCK_KINDS) == {"conv", "basic", "bottleneck", "dense", "dwconv", "mbconv"}

@@ -55,3 +55,25 @@ def test_cli_model_file_walks_a_user_model(capsys) -> None:
     path = __file__.replace("test_cli_report.py", "test_custom_model.py")
     assert run(["inspect", "--model-file", f"{path}:build_net", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kinds"]["basic"] == 1
+
+
+def test_a_mults_budget_lands_within_ten_percent(capsys) -> None:
+    assert run(["report", "vgg16", "--dataset", "cifar10", "--target", "conv",
+                "--budget-mults", "0.25", "--no-latency", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert abs(1 / report["ratio"]["mults"] - 0.25) <= 0.025
+    assert report["budget"]["asked"] == 0.25
+
+
+def test_resnet50_into_mobile_blocks_is_smaller_and_runs(capsys) -> None:
+    assert run(["report", "resnet50", "--target", "mbconv", "--width", "0.5",
+                "--no-latency", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ratio"]["params"] > 1 and report["ratio"]["mults"] > 1
+
+
+def test_a_budget_and_a_width_together_are_one_line(capsys) -> None:
+    assert run(["report", "vgg16", "--dataset", "cifar10", "--target", "conv", "--width",
+                "0.5", "--budget-params", "0.25", "--no-latency"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recast: error:") and len(err.strip().splitlines()) == 1

@@ -46,7 +46,9 @@ def test_bottleneck_to_conv_uses_the_mid_width() -> None:
 
 def test_dense_to_basic_preserves_channels_at_ratio_one() -> None:
     chain = walk(build_model("densenet_bc_100_12", width=0.5))
-    plan = make_plan(chain, "basic", 1.0)
+    assert not make_plan(chain, "basic", 1.0).recast_steps()  # every basic block is bigger
+    plan = make_plan(chain, "basic", 1.0, allow_bigger=True)
+    assert len(plan.recast_steps()) == 3
     for step in plan.recast_steps():
         assert step.out_channels == step.block.out_channels
         assert isinstance(plan.build_block(step.block.index), BasicBlock)
