@@ -25,7 +25,7 @@ from torch import nn
 from blocks import BLOCK_KINDS, BlockSpec, block_kind
 from recast.adapt import adapt_input
 from recast.errors import PlanError
-from recast.ops import Size, module_size, spec_size
+from recast.counting import Size, module_size, spec_size
 from recast.walker import Block, BlockChain
 
 BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
