@@ -62,8 +62,6 @@ def warm_basic(source: fx.GraphModule, target: BasicBlock, in_idx: Tensor,
 
 def _warm_start(source_kind: str, source: fx.GraphModule, target: nn.Module, in_idx: Tensor,
                 keep_outputs: bool) -> Tensor | None:
-    if source_kind != "basic":
-        return None
     out = torch.arange(target.conv2.out_channels) if keep_outputs else None
     return warm_basic(source, target, in_idx, out)
 

@@ -48,8 +48,6 @@ def warm_dwconv(source: fx.GraphModule, target: DWConvBlock, in_idx: Tensor,
 
 def _warm_start(source_kind: str, source: fx.GraphModule, target: nn.Module, in_idx: Tensor,
                 keep_outputs: bool) -> Tensor | None:
-    if source_kind != "inverted_residual":
-        return None
     return warm_dwconv(source, target, in_idx, keep_outputs)
 
 

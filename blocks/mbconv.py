@@ -81,8 +81,6 @@ def warm_mbconv(source: fx.GraphModule, target: MBConv, in_idx: Tensor,
 
 def _warm_start(source_kind: str, source: fx.GraphModule, target: nn.Module, in_idx: Tensor,
                 keep_outputs: bool) -> Tensor | None:
-    if source_kind != "inverted_residual":
-        return None
     return warm_mbconv(source, target, in_idx, keep_outputs)
 
 

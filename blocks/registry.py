@@ -49,7 +49,8 @@ class BlockSpec:
 
 
 # warm_start(source_kind, teacher_block, target, in_idx, keep_outputs) -> kept output
-# channels (teacher indices), or None when this source gives no warm start
+# channels (teacher indices), or None when this source's shape gives no warm start;
+# it is only called for source kinds listed in the kind's warm_sources
 WarmStart = Callable[[str, fx.GraphModule, nn.Module, Tensor, bool], Tensor | None]
 
 

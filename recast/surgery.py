@@ -20,7 +20,7 @@ from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
 from recast.plan import Plan, rebuild_spec
 from recast.walker import Block
-from recast.warmstart import can_warm_start, warm_start
+from recast.warmstart import warm_start
 
 
 class StudentSurgery:
@@ -45,7 +45,7 @@ class StudentSurgery:
         block = plan_step.block
         target = self.plan.build_block(index)
         warm = False
-        if self.warm and can_warm_start(block.kind, plan_step.target):
+        if self.warm:
             kept = warm_start(block, target, self.input_channels(index),
                               target_kind=plan_step.target)
             if kept is not None:
@@ -82,7 +82,7 @@ class StudentSurgery:
                 spec = step.spec
                 module = self.plan.build_block(position) if spec is not None else \
                     adapt_input(block.module, block.in_shape, channels, keep)
-            if spec is not None and keep is not None and can_warm_start(block.kind, spec.kind):
+            if spec is not None and keep is not None:
                 warm_start(block, module, keep, keep_outputs=True, target_kind=spec.kind)
             self.blocks[position] = module.to(self.device)
             self.kept.pop(position, None)

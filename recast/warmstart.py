@@ -24,11 +24,12 @@ def warm_start(block: Block, target: nn.Module, in_idx: Tensor, keep_outputs: bo
 
     ``target_kind`` defaults to the block's own kind (the temporary next block);
     ``keep_outputs`` keeps every teacher output channel. Returns the teacher
-    channels the target's output holds, or None when this pair of kinds has no
-    warm start (the target stays random).
+    channels the target's output holds, or None when the target kind has no warm
+    start from this block's kind (the target stays random): callers need not ask
+    :func:`can_warm_start` first.
     """
     kind = block_kind(target_kind or block.kind)
-    if kind.warm_start is None:
+    if kind.warm_start is None or block.kind not in kind.warm_sources:
         return None
     module = target[0] if isinstance(target, nn.Sequential) else target
     return kind.warm_start(block.kind, block.module, module, in_idx, keep_outputs)
@@ -50,7 +51,7 @@ def warm_student(plan: Plan, init: str = "teacher") -> tuple[list[nn.Module], li
         if step.spec is not None:  # a target, or a kept block rebuilt to read a new width
             module = plan.build_block(index)
             out = warm_start(block, module, in_idx, not step.recast, step.target) \
-                if warm and can_warm_start(block.kind, step.target) else None
+                if warm else None
         else:
             module = adapt_input(block.module, block.in_shape, step.in_channels,
                                  in_idx if warm and step.in_channels != block.in_channels else None)
