@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from blocks import BLOCK_KINDS
 from recast.baselines import BASELINES
 from recast.errors import RecastError, Stopped
+from recast.export import export_onnx  # onnx itself is imported only when exporting
 from recast.jobs import run_eval, run_recast, run_train
 from recast.models import model_names
 from recast.plan import make_plan
@@ -200,8 +201,6 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _export(args: argparse.Namespace) -> None:
-    from recast.export import export_onnx  # onnx is an optional extra
-
     print(json.dumps(export_onnx(args.run_dir, args.onnx, opset=args.opset,
                                  dynamic_batch=args.dynamic_batch, teacher=args.teacher),
                      indent=2))

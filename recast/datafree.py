@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recast.datasets import CIFAR_STATS, Data, ImageSet
+from recast.datasets import CIFAR_STATS, Data, ImageSet, channel_stats
 from recast.errors import RecastError
 from recast.files import atomic_write_text
 from recast.labels import teacher_classes
@@ -36,9 +36,7 @@ def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None,
     if spec.model.dataset in CIFAR_STATS:
         data.mean, data.std = CIFAR_STATS[spec.model.dataset]
     else:
-        pixels = data.test.images.float() / 255
-        data.mean = tuple(pixels.mean(dim=(0, 2, 3)).tolist())
-        data.std = tuple(pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+        data.mean, data.std = channel_stats(data.test.images)
     if saved is not None and (saved / SYNTHETIC).is_file():
         pixels = np.load(saved / SYNTHETIC)["x"]
         info = json.loads((saved / "synthetic.json").read_text())

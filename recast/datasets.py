@@ -132,7 +132,11 @@ class BatchLoader:
             images = self.data.images[index].float()
             if self.train:
                 images = self._augment(images)
-            yield (images - self.mean) / self.std, self.data.labels[index]
+            yield self.normalise(images), self.data.labels[index]
+
+    def normalise(self, images: Tensor) -> Tensor:
+        """Pixels (uint8 or float 0..255) as the model reads them."""
+        return (images.float() - self.mean) / self.std
 
     def _augment(self, images: Tensor) -> Tensor:
         n, _, h, w = images.shape
@@ -147,6 +151,14 @@ class BatchLoader:
         flip = torch.rand(n, generator=self.generator) < 0.5
         crops[flip] = crops[flip].flip(-1)
         return crops.contiguous()
+
+
+def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units (std at least 1e-3):
+    the normalisation of data that names no known data set."""
+    pixels = images.float() / 255
+    return (tuple(pixels.mean(dim=(0, 2, 3)).tolist()),
+            tuple(pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()))
 
 
 def load_data(dataset: str | None = None, data_dir: str | Path | None = None,
@@ -250,9 +262,7 @@ def _make_data(train: ImageSet, test: ImageSet, source: str, dataset: str | None
     if dataset in CIFAR_STATS:
         mean, std = CIFAR_STATS[dataset]
     else:
-        sample = train.images[:5000].float() / 255
-        mean = tuple(sample.mean(dim=(0, 2, 3)).tolist())
-        std = tuple(sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+        mean, std = channel_stats(train.images[:5000])
     return Data(train, test, classes, source, tuple(mean), tuple(std), notes or [])
 
 

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from recast.datasets import BatchLoader, ImageSet, channel_stats, load_data
 from recast.errors import RecastError
 from recast.latency import measure_latency_ms, measure_onnx_latency_ms, onnx_session
-from recast.serialize import load_student
+from recast.serialize import read_student
+from recast.teacher import ModelSpec, build_teacher, load_teacher
 
 TOLERANCE = 1e-4
 LATENCY_BATCHES = (1, 64)
@@ -41,7 +43,7 @@ def export_onnx(run_dir: str | Path, onnx_path: str | Path, *, opset: int = 17,
     shape of on-device inference; its batch-64 latency is then timed on the
     same model exported at batch 64 in memory. Never overwrites a file.
     """
-    _require_onnx()
+    runtime = _require_onnx()
     low, high = opset_range()
     if not low <= opset <= high:
         raise RecastError(f"--opset {opset} is not one torch can export; use {low} to {high} "
@@ -50,8 +52,7 @@ def export_onnx(run_dir: str | Path, onnx_path: str | Path, *, opset: int = 17,
     if out.exists():
         raise RecastError(f"{out} already exists; choose a new file name (export never "
                           f"overwrites)")
-    student = load_student(run)
-    arch = json.loads((run / "student.json").read_text())
+    student, arch = read_student(run)
     config = _read_json(run / "config.json")
     shape = tuple(arch.get("input_shape") or (1, 3, 32, 32))
     model = _teacher(run, config, shape, _classes(arch, student, shape)) if teacher else student
@@ -73,26 +74,25 @@ def export_onnx(run_dir: str | Path, onnx_path: str | Path, *, opset: int = 17,
         _publish(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    import onnxruntime
-
     return {
         "path": str(out), "model": "teacher" if teacher else "student",
         "max_abs_diff": diff, "tolerance": TOLERANCE, "check_images": len(images),
         "check_data": source, "opset": opset, "dynamic_batch": dynamic_batch,
         "input_shape": [None if dynamic_batch else 1, *shape[1:]],
-        "exporter": EXPORTER, "onnxruntime": onnxruntime.__version__,
+        "exporter": EXPORTER, "onnxruntime": runtime,
         "threads": torch.get_num_threads(),
         "latency_ms": _latencies(model, out, shape, opset, dynamic_batch),
     }
 
 
-def _require_onnx() -> None:
+def _require_onnx() -> str:  # ONNX Runtime's version, or one line naming the extra
     try:
         import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import onnxruntime
     except ImportError as exc:
         raise RecastError(f"ONNX export needs onnx and onnxruntime ({exc.name or 'one'} is "
                           f"not installed); install the optional extra: {INSTALL}") from exc
+    return onnxruntime.__version__
 
 
 def opset_range() -> tuple[int, int]:
@@ -136,9 +136,6 @@ def _run_settings(config: dict[str, Any]) -> dict[str, Any]:
 def _teacher(run: Path, config: dict[str, Any], shape: tuple[int, ...],
              classes: int) -> nn.Module:
     """The zoo teacher rebuilt from config.json's command line, with its weights."""
-    from recast.models import build_model
-    from recast.teacher import load_teacher
-
     argv = _run_settings(config)
     if argv.get("model_file"):
         raise RecastError(f"the teacher of {run} comes from --model-file {argv['model_file']}, "
@@ -148,9 +145,9 @@ def _teacher(run: Path, config: dict[str, Any], shape: tuple[int, ...],
                           f"not made by the recast CLI); export the teacher with "
                           f"torch.onnx.export from your own code")
     try:
-        model = build_model(argv["model"], num_classes=classes, in_channels=shape[1],
-                            width=argv.get("teacher_width") or 1.0, input_size=shape[-1])
-    except ValueError as exc:
+        spec = ModelSpec(argv["model"], teacher_width=argv.get("teacher_width") or 1.0)
+        model = build_teacher(spec, classes, shape[1], shape[-1])
+    except RecastError as exc:
         raise RecastError(f"cannot rebuild the teacher {argv['model']!r} of {run} ({exc}); "
                           f"export it with torch.onnx.export") from exc
     weights = run / "teacher.safetensors"
@@ -169,8 +166,6 @@ def _check_images(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[torch
 
     Falls back to random inputs only when neither fits the model's input shape.
     """
-    from recast.datasets import load_data
-
     argv = _run_settings(config)
     data_dir = argv.get("data_dir")
     dataset = argv.get("dataset") if argv.get("dataset") != "imagenet" else None
@@ -189,12 +184,11 @@ def _check_images(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[torch
             continue
         if tuple(images.shape[1:]) != tuple(shape[1:]):
             continue
-        x = images[:CHECK_IMAGES].float() / 255
-        mean = torch.tensor(norm.get("mean") or x.mean(dim=(0, 2, 3)).tolist())
-        std = torch.tensor(norm.get("std") or x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
-        channels = x.shape[1]
-        return ((x - mean[:channels].view(1, -1, 1, 1)) / std[:channels].view(1, -1, 1, 1),
-                f"{source} (test images)")
+        images = images[:CHECK_IMAGES]
+        mean, std = channel_stats(images)
+        loader = BatchLoader(ImageSet.of(images, None), norm.get("mean") or mean,
+                             norm.get("std") or std, len(images), train=False)
+        return loader.normalise(images), f"{source} (test images)"
     generator = torch.Generator().manual_seed(0)
     return (torch.randn((CHECK_IMAGES, *shape[1:]), generator=generator),
             f"random inputs (no test data found fits the input shape {list(shape[1:])})")
@@ -202,8 +196,6 @@ def _check_images(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[torch
 
 def _dir_images(root: Path, dataset: str | None, shape: tuple[int, ...]) -> torch.Tensor:
     """Test images from --data-dir: in-memory layouts whole, image folders a few files."""
-    from recast.datasets import load_data
-
     folder = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
     if folder is None or list(root.glob("*.npz")):
         return load_data(dataset, root, limit_train=1, limit_test=CHECK_IMAGES).test.images
@@ -276,17 +268,17 @@ def _max_abs_diff(model: nn.Module, path: Path, images: torch.Tensor, dynamic: b
 
 
 def _publish(partial: Path, out: Path) -> None:
-    """Move the checked file into place, refusing to replace one that appeared meanwhile."""
+    """Move the checked file into place, never over one that appeared meanwhile."""
     try:
         os.link(partial, out)
         return
-    except FileExistsError as exc:
-        raise RecastError(f"{out} appeared while exporting; choose a new file name") from exc
-    except OSError:
-        pass  # no hard links on this file system
-    if out.exists():
-        raise RecastError(f"{out} appeared while exporting; choose a new file name")
-    os.replace(partial, out)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this file system
+        if not out.exists():
+            os.replace(partial, out)
+            return
+    raise RecastError(f"{out} appeared while exporting; choose a new file name")
 
 
 def _latencies(model: nn.Module, path: Path, shape: tuple[int, ...], opset: int,

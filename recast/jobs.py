@@ -23,7 +23,7 @@ from recast.progress import Progress
 from recast.run_report import trained_report
 from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
 from recast.runspec import RunSpec
-from recast.serialize import load_student
+from recast.serialize import read_student
 from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_teacher, \
     train_teacher
 from recast.training import evaluate, pick_device
@@ -252,7 +252,7 @@ def run_eval(run_dir: str, dataset: str | None, data_dir: str | None,
              limit_test: int | None, quiet: bool = False) -> None:
     """`recast eval`: the saved student on the data the run recorded (or the data given)."""
     folder = Path(run_dir)
-    student = load_student(folder)
+    student, arch = read_student(folder)
     config_file = folder / "config.json"
     saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
     record = saved.get("data", {})
@@ -267,7 +267,7 @@ def run_eval(run_dir: str, dataset: str | None, data_dir: str | None,
     if not data.test.labelled:
         raise RecastError(f"{data.source} has no test labels, so there is no accuracy to "
                           f"compute; pass labelled test images with --data-dir DIR")
-    classes = json.loads((folder / "student.json").read_text()).get("num_classes")
+    classes = arch.get("num_classes")
     if data.num_classes == 0:  # training images without labels: the test labels must fit
         data.num_classes = max(classes or 0, int(data.test.labels.max()) + 1)
     if classes is not None and classes != data.num_classes:

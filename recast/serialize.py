@@ -229,6 +229,11 @@ def save_student(student: nn.Sequential, specs: list[BlockSpec | None], folder: 
 
 def load_student(path: str | Path) -> nn.Sequential:
     """Rebuild a saved student from its folder: no pickle, no teacher code."""
+    return read_student(path)[0]
+
+
+def read_student(path: str | Path) -> tuple[nn.Sequential, dict[str, Any]]:
+    """The saved student and its student.json (input shape, class count, blocks)."""
     folder = Path(path)
     arch_file, weights = folder / "student.json", folder / "student.safetensors"
     if not arch_file.is_file() or not weights.is_file():
@@ -261,4 +266,4 @@ def load_student(path: str | Path) -> nn.Sequential:
     if missing or unexpected:
         raise RecastError(f"{weights} does not fit student.json (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]})")
-    return student.eval()
+    return student.eval(), data

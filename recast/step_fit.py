@@ -24,8 +24,7 @@ def calibration_images(loader, count: int, device: torch.device) -> Tensor:
     """The first ``count`` training images, normalised, without augmentation."""
     data = getattr(loader, "data", None)
     if data is not None and hasattr(loader, "mean"):
-        images = data.images[:count].float()
-        return ((images - loader.mean) / loader.std).to(device)
+        return loader.normalise(data.images[:count]).to(device)
     images, _ = next(iter(loader))  # another loader: one batch of it
     return images[:count].to(device)
 
