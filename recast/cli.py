@@ -22,8 +22,8 @@ from recast.models import model_names
 from recast.plan import make_plan
 from recast.report import compression_report, human, report_markdown
 from recast.runfolder import resume_spec
-from recast.runspec import check_data_and_device, model_spec, parse_widths, plan_options, \
-    run_spec
+from recast.runspec import check_data_and_device, check_positive, given_flags, model_spec, \
+    parse_widths, plan_options, run_spec
 from recast.settings import PRESETS, config_flags
 from recast.teacher import DATASETS, untrained_teacher
 from recast.walker import walk
@@ -170,9 +170,7 @@ def _run(args: argparse.Namespace) -> None:
         raise RecastError("--resume needs the run's folder: recast --resume DIR")
     folder = args.resume if isinstance(args.resume, str) else args.out if args.resume else None
     if folder is not None:
-        given = {k: v for k, v in vars(args).items()
-                 if v is not None and v is not False and k not in ("func", "command")}
-        run_recast(resume_spec(Path(folder), given), resume=True)
+        run_recast(resume_spec(Path(folder), given_flags(args)), resume=True)
         return
     if args.target is None:
         raise RecastError(f"--target is required: the block kind to recast into "
@@ -183,9 +181,7 @@ def _run(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     spec = model_spec(args)
     check_data_and_device(args)
-    for flag, value in (("--epochs", args.epochs), ("--lr", args.lr)):
-        if value is not None and not value > 0:
-            raise RecastError(f"{flag} {value} must be a positive number")
+    check_positive({"--epochs": args.epochs, "--lr": args.lr})
     if args.batch_size < 1:
         raise RecastError(f"--batch-size {args.batch_size} must be at least 1")
     run_train(spec, args.data_dir, (args.limit_train, args.limit_test), args.epochs, args.lr,

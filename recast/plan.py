@@ -83,10 +83,7 @@ class Plan:
         step = self.steps[index]
         block = step.block
         if step.spec is not None:
-            target = step.spec.build()
-            if block.tail is None:
-                return target
-            return nn.Sequential(target, copy.deepcopy(block.tail))
+            return with_tail(step.spec.build(), block)
         return adapt_input(block.module, block.in_shape, step.in_channels)
 
     def build_student(self) -> nn.Sequential:
@@ -192,6 +189,11 @@ def _kept(block: Block, channels: int, teacher: Size) -> Step:
     params, mults, shape = module_size(module, (1, channels, *block.in_shape[2:]))
     return Step(block, None, channels, shape[1] if len(shape) > 1 else 0,
                 params=params, mults=mults)
+
+
+def with_tail(module: nn.Module, block: Block) -> nn.Module:
+    """``module`` followed by a copy of ``block``'s tail (its pooling), if it has one."""
+    return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
 
 
 def rebuild_spec(block: Block, in_channels: int) -> BlockSpec:

@@ -115,17 +115,14 @@ def parse_widths(args: argparse.Namespace) -> float | list[float] | None:
 def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
     """The job the parsed arguments describe; one line names any bad value."""
     check_data_and_device(args)
-    for flag, value in (("--teacher-epochs", args.teacher_epochs),
-                        ("--teacher-lr", args.teacher_lr), ("--budget", args.budget)):
-        if value is not None and not _positive(value):
-            raise RecastError(f"{flag} {value} must be a positive number")
+    check_positive({"--teacher-epochs": args.teacher_epochs, "--teacher-lr": args.teacher_lr,
+                    "--budget": args.budget})
     preset = args.preset or "fast"
     config = make_config(preset, {name: getattr(args, name) for name in config_fields},
                          seed=args.seed or 0)
     if config.labels == "none":
         check_labelless(args.teacher, args.method or "recast", "--labels none reads no label")
-    given = {k: v for k, v in vars(args).items()
-             if v is not None and v is not False and k not in ("func", "command")}
+    given = given_flags(args)
     synthetic = None
     if getattr(args, "data", None) == "synthetic":
         synthetic = args.synthetic_images or 2048
@@ -152,6 +149,19 @@ def check_labelless(teacher: str | None, method: str, reason: str) -> None:
     if not teacher:
         raise RecastError(f"{reason}, so no teacher can be trained here; pass a trained "
                           f"teacher with --teacher FILE")
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags the user typed (parsers default every flag to None)."""
+    return {k: v for k, v in vars(args).items()
+            if v is not None and v is not False and k not in ("func", "command")}
+
+
+def check_positive(values: dict[str, float | None]) -> None:
+    """Each given value (by its flag) a positive finite number."""
+    for flag, value in values.items():
+        if value is not None and not _positive(value):
+            raise RecastError(f"{flag} {value} must be a positive number")
 
 
 def check_data_and_device(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
-from recast.plan import Plan, rebuild_spec
+from recast.plan import Plan, rebuild_spec, with_tail
 from recast.walker import Block
 from recast.warmstart import warm_start
 
@@ -77,7 +77,7 @@ class StudentSurgery:
             step = self.plan.steps[position]
             if step.recast:  # a temporary block until its own step replaces it
                 spec = rebuild_spec(block, channels)
-                module = fresh_like(block, channels)
+                module = with_tail(spec.build(), block)
             else:  # a kept block: what the plan keeps, the teacher's weights sliced
                 spec = step.spec
                 module = self.plan.build_block(position) if spec is not None else \
@@ -102,8 +102,8 @@ class StudentSurgery:
 def fresh_like(block: Block, in_channels: int) -> nn.Module:
     """A fresh block of ``block``'s own kind (or its stand-in, plan.rebuild_spec)
     reading ``in_channels``: the temporary next block."""
-    module = rebuild_spec(block, in_channels).build()
-    return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
+    return with_tail(rebuild_spec(block, in_channels).build(), block)
+
 
 
 def run_blocks(blocks: nn.ModuleList, x: Tensor, first: int, last: int) -> Tensor:
