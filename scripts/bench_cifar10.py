@@ -51,58 +51,38 @@ PAIRS: dict[str, dict[str, Any]] = {
 }
 
 # Recast variants: (fraction of the budget spent on block steps, config overrides).
+_WARM = dict(init="teacher", optimizer="adam", lr=1e-3)  # warm-started Adam block steps
+
+
+def _sgd_finetune(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
+    """Warm-started block steps, then an SGD fine-tune on ``loss`` (weight decay 5e-4)."""
+    return dict(_WARM, finetune_loss=loss, finetune_optimizer="sgd", finetune_lr=lr,
+                finetune_weight_decay=5e-4, **more)
+
+
 VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the authors' recipe shortened: 1 epoch per block, Adam, random init
     "published-short": (None, dict(epochs_per_block=1, init="random", optimizer="adam",
                                    lr=1e-3, finetune_loss="mse-ce")),
     # the same with a warm start from the teacher's channels
-    "warm": (None, dict(epochs_per_block=1, init="teacher", optimizer="adam", lr=1e-3,
-                        finetune_loss="mse-ce")),
-    # warm start, short block steps, then SGD fine-tune with Hinton KD
-    "warm-kd-sgd": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                              finetune_loss="kd", finetune_optimizer="sgd",
-                              finetune_lr=0.05, finetune_weight_decay=5e-4)),
-    # warm start, short block steps, then SGD fine-tune on labels and logit MSE
-    "warm-mse-sgd": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                               finetune_loss="mse-ce", finetune_optimizer="sgd",
-                               finetune_lr=0.05, finetune_weight_decay=5e-4)),
-    # the same with a gentler fine-tune: lr 0.02 keeps more of the warm start
-    "warm-kd-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                   finetune_loss="kd", finetune_optimizer="sgd",
-                                   finetune_lr=0.02, finetune_weight_decay=5e-4)),
-    # the fine-tune on labels only: no teacher forward, a pass costs a scratch pass
-    "warm-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                   finetune_loss="ce", finetune_optimizer="sgd",
-                                   finetune_lr=0.02, finetune_weight_decay=5e-4)),
-    # the fast preset plus a closed-form warm start (recast/solve.py) of every target
-    # before its SGD; "next" also re-solves the rebuilt next block; "bn" recalibrates BN
-    "solve-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                    solve="target", finetune_loss="ce",
-                                    finetune_optimizer="sgd", finetune_lr=0.02,
-                                    finetune_weight_decay=5e-4)),
-    "solve-next-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                         solve="target+next", finetune_loss="ce",
-                                         finetune_optimizer="sgd", finetune_lr=0.02,
-                                         finetune_weight_decay=5e-4)),
-    "solve-bn-ce-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                       solve="target", bn_recalibration=2048,
-                                       finetune_loss="ce", finetune_optimizer="sgd",
-                                       finetune_lr=0.02, finetune_weight_decay=5e-4)),
-    "solve-mse-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                     solve="target", finetune_loss="mse-ce",
-                                     finetune_optimizer="sgd", finetune_lr=0.02,
-                                     finetune_weight_decay=5e-4)),
-    "solve-kd-sgd-lr02": (0.2, dict(init="teacher", optimizer="adam", lr=1e-3,
-                                    solve="target", finetune_loss="kd",
-                                    finetune_optimizer="sgd", finetune_lr=0.02,
-                                    finetune_weight_decay=5e-4)),
+    "warm": (None, dict(_WARM, epochs_per_block=1, finetune_loss="mse-ce")),
+    # warm start, short block steps, then an SGD fine-tune: Hinton KD, logit MSE + CE,
+    # at lr 0.05 or a gentler 0.02 that keeps more of the warm start, or labels only
+    # (no teacher forward: a pass costs a scratch pass)
+    "warm-kd-sgd": (0.2, _sgd_finetune("kd", 0.05)),
+    "warm-mse-sgd": (0.2, _sgd_finetune("mse-ce", 0.05)),
+    "warm-kd-sgd-lr02": (0.2, _sgd_finetune("kd")),
+    "warm-ce-sgd-lr02": (0.2, _sgd_finetune("ce")),
+    # plus a closed-form warm start (recast/solve.py) of every target before its SGD;
+    # "next" also re-solves the rebuilt next block; "bn" recalibrates BN after each step
+    "solve-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target")),
+    "solve-next-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target+next")),
+    "solve-bn-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target", bn_recalibration=2048)),
+    "solve-mse-sgd-lr02": (0.2, _sgd_finetune("mse-ce", solve="target")),
+    "solve-kd-sgd-lr02": (0.2, _sgd_finetune("kd", solve="target")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
-    "local-kd-sgd": (0.1, dict(block_training="local", init="teacher", optimizer="adam",
-                               lr=1e-3, finetune_loss="kd", finetune_optimizer="sgd",
-                               finetune_lr=0.05, finetune_weight_decay=5e-4)),
-    "local-kd-sgd-lr02": (0.1, dict(block_training="local", init="teacher", optimizer="adam",
-                                    lr=1e-3, finetune_loss="kd", finetune_optimizer="sgd",
-                                    finetune_lr=0.02, finetune_weight_decay=5e-4)),
+    "local-kd-sgd": (0.1, _sgd_finetune("kd", 0.05, block_training="local")),
+    "local-kd-sgd-lr02": (0.1, _sgd_finetune("kd", block_training="local")),
 }
 
 # The variant reported as "recast": the one the `fast` preset runs
