@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recast.datasets import CIFAR_STATS, Data, ImageSet, channel_stats
+from recast.datasets import CIFAR_STATS, BatchLoader, Data, ImageSet, channel_stats
 from recast.errors import RecastError
 from recast.files import atomic_write_text
 from recast.labels import teacher_classes
 from recast.progress import Progress
 from recast.runspec import RunSpec
-from recast.synthesize import SynthesisSettings, synthesize
+from recast.synthesize import SynthesisSettings, statistics_gap, synthesize
 from recast.teacher import build_teacher, load_teacher
 
 SYNTHETIC = "synthetic.npz"
@@ -52,14 +52,25 @@ def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None,
         started = time.perf_counter()
         pixels, _ = synthesize(teacher, (data.in_channels, data.image_size, data.image_size),
                                classes, data.mean, data.std, settings, progress)
-        info = {"images": settings.images, "steps": settings.steps,
-                "seconds": round(time.perf_counter() - started, 1)}
+        seconds = round(time.perf_counter() - started, 1)
+        synthetic = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+        # how close each set's BN statistics come to the teacher's (measured, not trained on)
+        gap = {name: _statistics_gap(teacher, images, data)
+               for name, images in (("synthetic", synthetic), ("test images", data.test.images))}
+        info = {"images": settings.images, "steps": settings.steps, "seconds": seconds,
+                "bn_statistics_gap": gap}
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     data.train = ImageSet.of(images, None)
     data.source = f"synthetic ({len(images)} images from the teacher); test: {data.source}"
     data.notes = []
     info["pixels"] = pixels
     return info
+
+
+def _statistics_gap(teacher: torch.nn.Module, images: torch.Tensor, data: Data) -> float:
+    sample = images[:256]
+    loader = BatchLoader(ImageSet.of(sample, None), data.mean, data.std, len(sample), train=False)
+    return round(statistics_gap(teacher, loader.normalise(sample)), 4)
 
 
 def save_synthetic(info: dict, folder: Path) -> None:

@@ -19,7 +19,6 @@ from torch import Tensor, nn
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
 from recast.plan import Plan, rebuild_spec, with_tail
-from recast.walker import Block
 from recast.warmstart import warm_start
 
 
@@ -97,12 +96,6 @@ class StudentSurgery:
         """Blocks ``first`` .. ``last`` in train mode, the rest in eval mode."""
         for i, module in enumerate(self.blocks):
             module.train(first <= i <= last)
-
-
-def fresh_like(block: Block, in_channels: int) -> nn.Module:
-    """A fresh block of ``block``'s own kind (or its stand-in, plan.rebuild_spec)
-    reading ``in_channels``: the temporary next block."""
-    return with_tail(rebuild_spec(block, in_channels).build(), block)
 
 
 

@@ -45,6 +45,7 @@ def test_a_data_free_recast_saves_its_set_and_reads_no_training_image(teacher,
     report = json.loads((first / "report.json").read_text())
     assert report["labels"] == "none" and report["student"]["accuracy"] >= 0
     assert report["synthetic"]["images"] == 128 and report["synthetic"]["seconds"] >= 0
+    assert set(report["synthetic"]["bn_statistics_gap"]) == {"synthetic", "test images"}
     a, b = load_file(str(first / "student.safetensors")), load_file(str(second / "student.safetensors"))
     assert all((a[k] == b[k]).all() for k in a)  # the given training images changed nothing
 

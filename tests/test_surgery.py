@@ -6,7 +6,8 @@ from torch import nn
 from blocks import ConvBlock
 from recast.models import build_model
 from recast.plan import make_plan
-from recast.surgery import StudentSurgery, fresh_like
+from recast.plan import rebuild_spec, with_tail
+from recast.surgery import StudentSurgery
 from recast.walker import walk
 
 
@@ -44,8 +45,8 @@ def test_random_init_keeps_no_channels() -> None:
     assert not warm and not surgery.kept
 
 
-def test_fresh_like_is_the_blocks_own_kind_reading_new_channels() -> None:
+def test_a_rebuilt_next_block_is_its_own_kind_reading_new_channels() -> None:
     chain = walk(build_model("vgg11", width=0.25))
-    module = fresh_like(chain.blocks[1], 5)
+    module = with_tail(rebuild_spec(chain.blocks[1], 5).build(), chain.blocks[1])
     block = module[0] if isinstance(module, nn.Sequential) else module
     assert isinstance(block, ConvBlock) and block.conv.in_channels == 5
