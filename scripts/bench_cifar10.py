@@ -32,6 +32,7 @@ from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
+from recast.losses import LOSSES  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
@@ -80,10 +81,16 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "solve-bn-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target", bn_recalibration=2048)),
     "solve-mse-sgd-lr02": (0.2, _sgd_finetune("mse-ce", solve="target")),
     "solve-kd-sgd-lr02": (0.2, _sgd_finetune("kd", solve="target")),
+    # the same with a gentler fine-tune that keeps more of the solved start
+    "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
+    # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
+    "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
     "local-kd-sgd": (0.1, _sgd_finetune("kd", 0.05, block_training="local")),
     "local-kd-sgd-lr02": (0.1, _sgd_finetune("kd", block_training="local")),
 }
+# one variant per fine-tune loss of the registry (benchmarks/losses.md)
+VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 
 # The variant reported as "recast": the one the `fast` preset runs
 # (tests/test_presets.py holds the two together).
