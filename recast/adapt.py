@@ -57,6 +57,11 @@ def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels
     """Copy ``old``'s weights for the kept input channels into ``new``."""
     if isinstance(old, nn.modules.batchnorm._BatchNorm):
         copy_bn(old, new, keep)
+    elif isinstance(old, nn.LayerNorm):
+        if old.weight is not None:
+            new.weight.copy_(old.weight[keep])
+        if old.bias is not None:
+            new.bias.copy_(old.bias[keep])
     elif isinstance(old, nn.Conv2d):
         new.weight.copy_(old.weight[:, keep])
         if old.bias is not None:
@@ -67,6 +72,10 @@ def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels
         new.weight.copy_(old.weight[:, columns])
         if old.bias is not None:
             new.bias.copy_(old.bias)
+
+
+# norms over channels only: rebuilt for the new width, and their readers too
+_CHANNEL_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)
 
 
 def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[str]:
@@ -86,7 +95,7 @@ def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[st
                     frontier.append(user)
                     continue
                 readers.append(str(user.target))
-                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                if isinstance(layer, _CHANNEL_NORMS):
                     frontier.append(user)  # keeps the width: its readers too
             elif user.op in ("call_function", "call_method") and _is_shape_free(user):
                 frontier.append(user)
@@ -109,6 +118,8 @@ def _rebuilt(layer: nn.Module, path: str, old: int, new: int) -> nn.Module:
     if isinstance(layer, nn.modules.batchnorm._BatchNorm):
         return type(layer)(new, layer.eps, layer.momentum, layer.affine,
                            layer.track_running_stats)
+    if isinstance(layer, nn.LayerNorm) and tuple(layer.normalized_shape) == (old,):
+        return type(layer)(new, layer.eps, layer.elementwise_affine, layer.bias is not None)
     if isinstance(layer, nn.Conv2d) and layer.groups == 1:
         return nn.Conv2d(new, layer.out_channels, layer.kernel_size, layer.stride,
                          layer.padding, layer.dilation, 1, layer.bias is not None,

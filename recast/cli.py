@@ -65,6 +65,11 @@ def add_plan_args(parser: argparse.ArgumentParser, required: bool = True) -> Non
     parser.add_argument("--allow-bigger", action="store_true", default=None,
                         help="recast blocks even where the target has more params or mults "
                              "than the teacher block (kept by default; the report says why)")
+    parser.add_argument("--include-stem", action="store_true", default=None,
+                        help="recast the stem blocks too (kept by default)")
+    parser.add_argument("--round-channels", type=int, metavar="N",
+                        help="round every target width to a multiple of N (8 or 16 suit GPUs "
+                             "and NPUs); the report shows the cost")
 
 
 def add_job_args(parser: argparse.ArgumentParser) -> None:

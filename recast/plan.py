@@ -17,18 +17,22 @@ ratio whose student meets a params or mults ratio against the teacher.
 """
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from torch import nn
 
 from blocks import BLOCK_KINDS, BlockSpec, block_kind
 from recast.adapt import adapt_input
-from recast.errors import PlanError
+from recast.budget import search_ratio
 from recast.counting import Size, module_size, spec_size
+from recast.errors import PlanError
 from recast.walker import Block, BlockChain
+from recast.widths import ratios, target_spec
 
-BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
+# blocks of token sequences (ViT, Swin): no feature-map target reads them
+TOKEN_KINDS = ("attention", "mlp")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Step:
     kept_reason: str | None = None
     params: int = 0
     mults: int = 0
+    note: str | None = None  # how a recast step was shaped, e.g. its output width kept
 
     @property
     def recast(self) -> bool:
@@ -70,6 +75,7 @@ class Plan:
     steps: list[Step]
     size: dict[str, dict[str, int]] = field(default_factory=dict)
     budget: dict[str, Any] | None = None
+    rounding: dict[str, Any] | None = None  # --round-channels N and what it cost
 
     def recast_steps(self) -> list[Step]:
         return [s for s in self.steps if s.recast]
@@ -94,39 +100,52 @@ class Plan:
 def make_plan(
     chain: BlockChain, target: str, width: float | Sequence[float] | None = None, *,
     allow_bigger: bool = False, budget_params: float | None = None,
-    budget_mults: float | None = None,
+    budget_mults: float | None = None, include_stem: bool = False,
+    round_channels: int | None = None,
 ) -> Plan:
     """Map every recastable block of ``chain`` to a ``target`` block.
 
     ``width`` is one ratio for all recast blocks, or one per recast block (1.0
     if not given). ``budget_params``/``budget_mults`` = R (0.25: 4x fewer than
     the teacher) instead choose the one ratio that meets R. ``allow_bigger``
-    recasts blocks whose target is bigger than their source.
+    recasts blocks whose target is bigger than their source; ``include_stem``
+    recasts the stem blocks too; ``round_channels`` = N rounds every target
+    width to a multiple of N.
     """
     if target not in BLOCK_KINDS:
         raise PlanError(
             f"unknown target kind '{target}'; choose one of: {', '.join(BLOCK_KINDS)}"
         )
-    sources = [b for b in chain.blocks if b.recastable]
+    sources = [b for b in chain.blocks if b.recastable or include_stem and _is_map_stem(b)]
     if not sources:
+        kinds = sorted({b.kind for b in chain.blocks})
+        tokens = [k for k in kinds if k in TOKEN_KINDS]
         raise PlanError(
-            f"{chain.model_name} has no recastable block (conv, basic, bottleneck, dense "
-            f"or inverted residual); `recast inspect` shows what it is made of"
-        )
+            f"{chain.model_name} has no recastable block: " + (
+                f"its {' and '.join(tokens)} blocks work on tokens (a transformer), and "
+                f"recast replaces blocks of feature maps; they are kept" if tokens else
+                f"its blocks are {', '.join(kinds)}, none a map-in, map-out block") +
+            "; `recast inspect` shows what it is made of")
     budgets = {k: v for k, v in (("params", budget_params), ("mults", budget_mults))
                if v is not None}
     if budgets and width is not None or len(budgets) > 1:
         raise PlanError("--width/--widths, --budget-params and --budget-mults each set the "
                         "student's width; give only one of them")
+    if round_channels is not None and round_channels < 1:
+        raise PlanError(f"--round-channels {round_channels} must be a whole number of "
+                        f"channels of at least 1, e.g. 8")
     sizes = [module_size(b.module, b.in_shape) for b in chain.blocks]
-    cache: dict[tuple[int, int], Step] = {}
+    planner = _Planner(chain, target, allow_bigger, sizes, round_channels)
     if budgets:
-        return _budgeted(chain, target, sources, *budgets.popitem(), allow_bigger, sizes,
-                         cache)
-    ratios = _ratios(1.0 if width is None else width, len(sources))
-    steps = _steps(chain, target, dict(zip((b.index for b in sources), ratios)),
-                   allow_bigger, sizes, cache)
-    plan = Plan(chain, target, steps, _totals(steps, sizes))
+        plan, ratio = _budgeted(planner, sources, *budgets.popitem())
+        ratio_of = {b.index: ratio for b in sources}
+    else:
+        ratio_of = dict(zip((b.index for b in sources),
+                            ratios(1.0 if width is None else width, len(sources))))
+        steps = planner.steps(ratio_of)
+        plan = Plan(chain, target, steps, _totals(steps, sizes))
+    if round_channels and round_channels > 1:
+        plan.rounding = planner.rounding_cost(ratio_of)
     student, teacher = plan.size["student"], plan.size["teacher"]
     bigger = [k for k in ("params", "mults") if student[k] > teacher[k]]
     if bigger and not allow_bigger:
@@ -137,34 +156,67 @@ def make_plan(
     return plan
 
 
-def _steps(chain: BlockChain, target: str, ratio_of: dict[int, float], allow_bigger: bool,
-           sizes: list[Size], cache: dict[tuple[int, int], Step]) -> list[Step]:
-    steps: list[Step] = []
-    channels = chain.input_shape[1]
-    for block in chain.blocks:
-        reason = None
-        if block.index in ratio_of:
-            spec = _target_spec(block, target, ratio_of[block.index], channels)
-            params, mults, _ = spec_size(spec, (1, channels, *block.in_shape[2:]))
-            teacher = sizes[block.index]
-            more = [f"{k} {a:,} > {b:,}" for k, a, b in
-                    (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
-            if allow_bigger or not more:
-                steps.append(Step(block, spec, channels, spec.out_channels,
-                                  params=params, mults=mults))
-                channels = spec.out_channels
-                continue
-            reason = f"{target} target would be bigger ({', '.join(more)})"
-        key = (block.index, channels)
-        if key not in cache:
-            cache[key] = _kept(block, channels, sizes[block.index])
-        step = cache[key]
-        if reason is not None:
-            step = Step(step.block, step.spec, step.in_channels, step.out_channels,
-                        reason + (step.kept_reason or ""), step.params, step.mults)
-        steps.append(step)
-        channels = step.out_channels
-    return steps
+class _Planner:
+    """Plans the steps for given ratios; kept blocks are cached across bisections."""
+
+    def __init__(self, chain: BlockChain, target: str, allow_bigger: bool,
+                 sizes: list[Size], multiple: int | None) -> None:
+        self.chain, self.target, self.allow_bigger = chain, target, allow_bigger
+        self.sizes, self.multiple = sizes, multiple
+        self.cache: dict[tuple[int, int], Step] = {}
+
+    def steps(self, ratio_of: dict[int, float], multiple: int | None | bool = True) -> list[Step]:
+        """One step per block; ``multiple=None`` plans without channel rounding."""
+        multiple = self.multiple if multiple is True else multiple
+        steps: list[Step] = []
+        channels = self.chain.input_shape[1]
+        for block in self.chain.blocks:
+            reason = None
+            if block.index in ratio_of:
+                spec = target_spec(block, self.target, ratio_of[block.index], channels,
+                                   multiple)
+                spec, note = _fit_next(self.chain, block, spec)
+                params, mults, _ = spec_size(spec, (1, channels, *block.in_shape[2:]))
+                teacher = self.sizes[block.index]
+                more = [f"{k} {a:,} > {b:,}" for k, a, b in
+                        (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
+                if self.allow_bigger or not more:
+                    steps.append(Step(block, spec, channels, spec.out_channels,
+                                      params=params, mults=mults, note=note))
+                    channels = spec.out_channels
+                    continue
+                reason = f"{self.target} target would be bigger ({', '.join(more)})"
+            key = (block.index, channels)
+            if key not in self.cache:
+                self.cache[key] = _kept(block, channels, self.sizes[block.index])
+            step = self.cache[key]
+            if reason is not None:
+                step = Step(step.block, step.spec, step.in_channels, step.out_channels,
+                            reason + (step.kept_reason or ""), step.params, step.mults)
+            steps.append(step)
+            channels = step.out_channels
+        return steps
+
+    def rounding_cost(self, ratio_of: dict[int, float]) -> dict[str, Any]:
+        """What the same ratios plan to without rounding, to show rounding's cost."""
+        unrounded = _totals(self.steps(ratio_of, multiple=None), self.sizes)["student"]
+        return {"multiple": self.multiple, "student_unrounded": unrounded}
+
+
+def _fit_next(chain: BlockChain, block: Block, spec: BlockSpec) -> tuple[BlockSpec, str | None]:
+    """``spec``, or ``spec`` at the teacher's output width when the fixed part after
+    ``block`` cannot be rebuilt to read a narrower input (an attention block's permute,
+    a functional op): only the target's inside is narrowed then, and the note says so."""
+    following = chain.blocks[block.index + 1] if block.index + 1 < len(chain.blocks) else None
+    if following is None or following.recastable or spec.out_channels == block.out_channels:
+        return spec, None
+    try:
+        adapt_input(following.module, following.in_shape, spec.out_channels)
+    except PlanError as exc:
+        return replace(spec, out_channels=block.out_channels), (
+            f"output kept at the teacher's {block.out_channels} channels, inside narrowed: "
+            f"{following.name} ({following.kind}) cannot read fewer ({exc})")
+    return spec, None
 
 
 def _kept(block: Block, channels: int, teacher: Size) -> Step:
@@ -204,46 +256,23 @@ def rebuild_spec(block: Block, in_channels: int) -> BlockSpec:
     return block_kind(kind).rebuild(block, in_channels)
 
 
-def _budgeted(chain: BlockChain, target: str, sources: list[Block], measure: str,
-              asked: float, allow_bigger: bool, sizes: list[Size],
-              cache: dict[tuple[int, int], Step]) -> Plan:
-    """The widest uniform ratio whose student keeps at most ``asked`` of the teacher's
-    ``measure`` (bisection: the cost grows with the ratio, bar kept blocks)."""
-    if not 0 < asked <= 1:
-        raise PlanError(f"a {measure} budget of {asked} is outside (0, 1]; e.g. "
-                        f"--budget-{measure} 0.25 asks for 4x fewer")
+def _budgeted(planner: "_Planner", sources: list[Block], measure: str,
+              asked: float) -> tuple[Plan, float]:
+    """The plan at the widest uniform ratio meeting the budget, and that ratio."""
     index = 0 if measure == "params" else 1
-    teacher = sum(s[index] for s in sizes)
+    teacher = sum(s[index] for s in planner.sizes)
 
     def attempt(ratio: float) -> tuple[float, list[Step]]:
-        steps = _steps(chain, target, {b.index: ratio for b in sources}, allow_bigger,
-                       sizes, cache)
+        steps = planner.steps({b.index: ratio for b in sources})
         return sum(getattr(s, measure) for s in steps) / teacher, steps
 
-    low, high = 0.0, 1.0
-    best: tuple[float, float, list[Step]] | None = None
-    got, steps = attempt(1.0)
-    if got <= asked:
-        best = (1.0, got, steps)
-    for _ in range(0 if best else BISECTIONS):
-        ratio = (low + high) / 2
-        got, steps = attempt(ratio)
-        if got <= asked:
-            low, best = ratio, (ratio, got, steps)
-            if got >= asked * 0.99:
-                break  # close enough: channel rounding decides the rest
-        else:
-            high = ratio
-    if best is None:
-        raise PlanError(f"no width meets a {measure} budget of {asked}: the narrowest "
-                        f"student keeps {got:.3f} of the teacher's {measure} (its fixed "
-                        f"parts); ask for at least --budget-{measure} {got:.2f}")
-    ratio, got, steps = best
+    ratio, got, steps = search_ratio(attempt, asked, measure)
     budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
                               "width": round(ratio, 4)}
     if ratio == 1.0 and got < asked:
         budget["note"] = f"even width 1 keeps only {got:.3f} of the teacher's {measure}"
-    return Plan(chain, target, steps, _totals(steps, sizes), budget)
+    return Plan(planner.chain, planner.target, steps, _totals(steps, planner.sizes),
+                budget), ratio
 
 
 def _totals(steps: list[Step], sizes: list[Size]) -> dict[str, dict[str, int]]:
@@ -252,22 +281,6 @@ def _totals(steps: list[Step], sizes: list[Size]) -> dict[str, dict[str, int]]:
                         "mults": sum(s.mults for s in steps)}}
 
 
-def _ratios(width: float | Sequence[float], count: int) -> list[float]:
-    ratios = [float(width)] * count if isinstance(width, (int, float)) else [
-        float(w) for w in width]
-    if len(ratios) != count:
-        raise PlanError(
-            f"--widths gives {len(ratios)} ratios but the model has {count} "
-            f"recastable blocks; give one ratio per block or use --width"
-        )
-    for r in ratios:
-        if not 0 < r <= 1:
-            raise PlanError(f"width ratio {r} is outside (0, 1]; use e.g. --width 0.4")
-    return ratios
-
-
-def _target_spec(block: Block, target: str, ratio: float, in_channels: int) -> BlockSpec:
-    try:
-        return block_kind(target).target_spec(block, ratio, in_channels)
-    except ValueError as exc:
-        raise PlanError(str(exc)) from exc
+def _is_map_stem(block: Block) -> bool:
+    """A stem block of feature maps (``--include-stem`` makes it a source)."""
+    return block.kind == "stem" and len(block.in_shape) == len(block.out_shape) == 4

@@ -45,6 +45,8 @@ def compression_report(
     }
     if plan.budget is not None:
         report["budget"] = dict(plan.budget)
+    if plan.rounding is not None:
+        report["rounding"] = dict(plan.rounding)
     if latency:
         for name, net in (("teacher", teacher_net), ("student", student_net)):
             report[name]["latency_ms"] = {
@@ -67,7 +69,7 @@ def compression_report(
             "params": before.params, "params_after": after.params,
             "mults": before.mults, "mults_after": after.mults,
             "macs": before.macs, "macs_after": after.macs,
-            "kept_reason": step.kept_reason,
+            "kept_reason": step.kept_reason, "note": step.note,
         })
     return report
 
@@ -130,9 +132,19 @@ def report_markdown(report: dict[str, Any]) -> str:
     if kept:
         lines += ["", "Kept, not recast (pass allow_bigger / --allow-bigger to force):", ""]
         lines += [f"- {b['index']} {b['name']}: {b['kept_reason']}" for b in kept]
+    shaped = [b for b in report["blocks"] if b.get("note")]
+    if shaped:
+        lines += ["", "Recast with a note:", ""]
+        lines += [f"- {b['index']} {b['name']}: {b['note']}" for b in shaped]
     budget = report.get("budget")
     if budget:
         lines += ["", f"Budget: {budget['measure']} ratio asked {budget['asked']}, got "
                   f"{budget['got']} (uniform width {budget['width']})"
                   + (f"; {budget['note']}." if budget.get("note") else ".")]
+    rounding = report.get("rounding")
+    if rounding:
+        before, after = rounding["student_unrounded"], s
+        lines += ["", f"Channels rounded to multiples of {rounding['multiple']}: " + ", ".join(
+            f"{k} {human(after[k])} (unrounded {human(before[k])}, "
+            f"{(after[k] - before[k]) / before[k]:+.1%})" for k in ("params", "mults")) + "."]
     return "\n".join(lines) + "\n"

@@ -80,7 +80,8 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 
 
 def plan_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--budget-params / --budget-mults / --allow-bigger as make_plan's keywords."""
+    """--budget-params / --budget-mults / --allow-bigger / --include-stem /
+    --round-channels as make_plan's keywords."""
     options: dict[str, Any] = {}
     for name in ("budget_params", "budget_mults"):
         value = getattr(args, name, None)
@@ -89,8 +90,14 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
                 raise RecastError(f"--{name.replace('_', '-')} {value} must be in (0, 1], e.g. "
                                   f"0.25 for 4x fewer")
             options[name] = value
-    if getattr(args, "allow_bigger", None):
-        options["allow_bigger"] = True
+    for name in ("allow_bigger", "include_stem"):
+        if getattr(args, name, None):
+            options[name] = True
+    multiple = getattr(args, "round_channels", None)
+    if multiple is not None:
+        if multiple < 1:
+            raise RecastError(f"--round-channels {multiple} must be at least 1, e.g. 8")
+        options["round_channels"] = multiple
     return options
 
 

@@ -29,7 +29,9 @@ _SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement", "get_device"
                   "is_floating_point", "is_complex", "element_size"}
 # User subclasses of these keep the layer's meaning (weights, kernel): trace them
 # whole, e.g. a Conv2d with "same" padding, so the walker still sees a conv.
-_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
+# layers kept whole in the graph; LayerNorm subclasses too, as ConvNeXt's LayerNorm2d
+# (a permute around F.layer_norm) would otherwise hide the channel norm from adapt
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.LayerNorm)
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 
 

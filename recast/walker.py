@@ -20,9 +20,11 @@ from recast.graph import TracedModel, extract, node_shape, trace
 from recast.grouping import Group, anchor_paths, group_pieces, label_groups, owner_path
 
 RECASTABLE = ("conv", "basic", "bottleneck", "dense")
-# residual blocks of feature maps, one map in and one out: sources too, though
-# no kind of their own rebuilds them (plan.rebuild_spec stands in for one)
-MAP_RESIDUALS = ("inverted_residual", "fused_inverted_residual", "convnext")
+# other blocks of feature maps, one map in and one out: sources too, though no
+# kind of their own rebuilds them (plan.rebuild_spec stands in for one). A target
+# only needs the block's input width, stride and output width, not its insides.
+MAP_BLOCKS = ("inverted_residual", "fused_inverted_residual", "convnext", "inception",
+              "shuffle", "residual")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Block:
     @property
     def recastable(self) -> bool:
         return self.kind in RECASTABLE or (
-            self.kind in MAP_RESIDUALS and len(self.in_shape) == len(self.out_shape) == 4)
+            self.kind in MAP_BLOCKS and len(self.in_shape) == len(self.out_shape) == 4)
 
     def to_json(self) -> dict[str, Any]:
         return {

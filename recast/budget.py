@@ -1,0 +1,41 @@
+"""Find the widest uniform width ratio whose student meets a params or mults budget."""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from recast.errors import PlanError
+
+BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
+Planned = TypeVar("Planned")
+
+
+def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float,
+                 measure: str) -> tuple[float, float, Planned]:
+    """(ratio, obtained share, what ``attempt`` planned) for the widest ratio whose
+    share of the teacher's ``measure`` is at most ``asked``.
+
+    ``attempt(ratio)`` gives the student's share at that ratio; the share grows
+    with the ratio (bar kept blocks), so bisection finds it.
+    """
+    if not 0 < asked <= 1:
+        raise PlanError(f"a {measure} budget of {asked} is outside (0, 1]; e.g. "
+                        f"--budget-{measure} 0.25 asks for 4x fewer")
+    low, high = 0.0, 1.0
+    best: tuple[float, float, Planned] | None = None
+    got, planned = attempt(1.0)
+    if got <= asked:
+        best = (1.0, got, planned)
+    for _ in range(0 if best else BISECTIONS):
+        ratio = (low + high) / 2
+        got, planned = attempt(ratio)
+        if got <= asked:
+            low, best = ratio, (ratio, got, planned)
+            if got >= asked * 0.99:
+                break  # close enough: channel rounding decides the rest
+        else:
+            high = ratio
+    if best is None:
+        raise PlanError(f"no width meets a {measure} budget of {asked}: the narrowest "
+                        f"student keeps {got:.3f} of the teacher's {measure} (its fixed "
+                        f"parts); ask for at least --budget-{measure} {got:.2f}")
+    return best
