@@ -213,9 +213,10 @@ def _fit_next(chain: BlockChain, block: Block, spec: BlockSpec) -> tuple[BlockSp
     try:
         adapt_input(following.module, following.in_shape, spec.out_channels)
     except PlanError as exc:
+        reason = str(exc).split(";")[0]
         return replace(spec, out_channels=block.out_channels), (
-            f"output kept at the teacher's {block.out_channels} channels, inside narrowed: "
-            f"{following.name} ({following.kind}) cannot read fewer ({exc})")
+            f"output kept at the teacher's {block.out_channels} channels (only the inside "
+            f"narrowed) since {following.name} ({following.kind}) cannot read fewer: {reason}")
     return spec, None
 
 

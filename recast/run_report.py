@@ -68,7 +68,7 @@ def run_markdown(report: dict[str, Any]) -> str:
         if step:
             lines.append(f"| {block['index']} | {block['name']} | {block['kind']} -> "
                          f"{block['target']} | {step['final_mse']} | {step['accuracy_after']} "
-                         f"| {step['seconds']} | {'yes' if step['warm_start'] else 'no'} | "
+                         f"| {step['seconds']} | {_warm(step)} | "
                          f"{' -> '.join(map(str, step.get('fit_mse', []))) or '-'} |")
     if report.get("block_training") == "local":
         lines += ["", "All target blocks were trained in one joint pass (`--block-training "
@@ -101,3 +101,9 @@ def _label_lines(report: dict[str, Any]) -> list[str]:
     if report.get("accuracy_is"):
         lines.append(f"Test accuracy is {report['accuracy_is']}.")
     return lines + [""] if lines else []
+
+
+def _warm(step: dict[str, Any]) -> str:
+    """How a target began: from the teacher's weights, or from scratch (no warm start
+    exists for its source kind, e.g. an inception block into a conv)."""
+    return "from the teacher" if step["warm_start"] else "none (from scratch)"

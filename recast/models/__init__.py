@@ -6,7 +6,8 @@ Two zoos share one namespace:
   teachers (VGG-BN, ResNets, Wide ResNets, DenseNet-BC; each module says
   where it follows the authors' scripts and where it does not), every one
   taking ``num_classes``, ``in_channels`` and a ``width`` channel multiplier;
-- every torchvision classification model, untrained, by its torchvision name.
+- every torchvision classification model, untrained, by its torchvision name;
+- with the optional timm installed, every timm model as ``timm/NAME``.
 
 A name in both (vgg11/13/16/19) means the CIFAR model for 32x32-class inputs
 (``input_size <= 64``) and torchvision's otherwise. Names in only one zoo go
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..errors import RecastError
 from . import densenet, resnet, vgg, wrn
+from .timm_zoo import build_timm, is_timm_name
 from .torchvision_zoo import TORCHVISION_NAMES, build_torchvision, input_size_error
 
 __all__ = ["CIFAR_MODELS", "UnknownModelError", "build_model", "model_names"]
@@ -95,6 +97,8 @@ def build_model(name: str, *, num_classes: int = 10, in_channels: int = 3,
     cannot be built as asked (a width multiplier on a torchvision model, an
     input size the model cannot take, ...).
     """
+    if is_timm_name(name):
+        return build_timm(name, num_classes=num_classes, in_channels=in_channels, width=width)
     if name not in CIFAR_MODELS and name not in TORCHVISION_NAMES:
         close = difflib.get_close_matches(name, _all_names(), n=3)
         hint = f"; did you mean: {', '.join(close)}?" if close else ""
