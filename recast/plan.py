@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import nn
 
 from blocks import BLOCK_KINDS, BlockSpec, block_kind
@@ -176,16 +177,20 @@ class _Planner:
                 spec = target_spec(block, self.target, ratio_of[block.index], channels,
                                    multiple)
                 spec, note = _fit_next(self.chain, block, spec)
-                params, mults, _ = spec_size(spec, (1, channels, *block.in_shape[2:]))
+                params, mults, shape = spec_size(spec, (1, channels, *block.in_shape[2:]))
                 teacher = self.sizes[block.index]
                 more = [f"{k} {a:,} > {b:,}" for k, a, b in
                         (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
-                if self.allow_bigger or not more:
+                misfit = _map_misfit(block, shape)
+                if misfit:
+                    reason = misfit
+                elif self.allow_bigger or not more:
                     steps.append(Step(block, spec, channels, spec.out_channels,
                                       params=params, mults=mults, note=note))
                     channels = spec.out_channels
                     continue
-                reason = f"{self.target} target would be bigger ({', '.join(more)})"
+                else:
+                    reason = f"{self.target} target would be bigger ({', '.join(more)})"
             key = (block.index, channels)
             if key not in self.cache:
                 self.cache[key] = _kept(block, channels, self.sizes[block.index])
@@ -201,6 +206,20 @@ class _Planner:
         """What the same ratios plan to without rounding, to show rounding's cost."""
         unrounded = _totals(self.steps(ratio_of, multiple=None), self.sizes)["student"]
         return {"multiple": self.multiple, "student_unrounded": unrounded}
+
+
+def _map_misfit(block: Block, target_shape: tuple[int, ...]) -> str | None:
+    """Why a target whose output map differs in size from the teacher block's cannot
+    stand in for it (a pooling in ceil mode on an odd map, ...), or None."""
+    shape = target_shape
+    if block.tail is not None:
+        with torch.no_grad():
+            shape = tuple(block.tail(torch.empty(target_shape, device="meta")).shape)
+    if tuple(shape[2:]) == tuple(block.out_shape[2:]):
+        return None
+    return (f"a stride-{block.stride} target gives a {'x'.join(map(str, shape[2:]))} map where "
+            f"the teacher block gives {'x'.join(map(str, block.out_shape[2:]))} (its own "
+            f"pooling rounds differently)")
 
 
 def _fit_next(chain: BlockChain, block: Block, spec: BlockSpec) -> tuple[BlockSpec, str | None]:

@@ -24,7 +24,9 @@ def test_inception_and_fire_blocks_are_sources() -> None:
     chain = walk(torchvision.models.squeezenet1_1(num_classes=10).eval(), (1, 3, 64, 64))
     plan = make_plan(chain, "dwconv", 0.5)
     fires = [s for s in plan.steps if s.block.kind == "inception"]
-    assert len(fires) == 8 and all(s.recast and s.spec.kind == "dwconv" for s in fires)
+    recast = [s for s in fires if s.recast]
+    assert len(fires) == 8 and len(recast) == 6  # two keep their map size (see below)
+    assert all(s.spec.kind == "dwconv" for s in recast)
     assert plan.size["student"]["params"] < plan.size["teacher"]["params"]
     assert _student_runs(plan, (1, 3, 64, 64)).shape == (2, 10)
 
@@ -123,3 +125,16 @@ def test_round_channels_below_one_is_one_cli_line(capsys) -> None:
     err = cli_error(capsys, ["report", "resnet18", "--target", "conv", "--width", "0.5",
                              "--round-channels", "0"])
     assert "--round-channels 0" in err
+
+
+def test_a_target_whose_map_size_would_differ_is_kept_and_every_map_matches() -> None:
+    # SqueezeNet pools in ceil mode on odd maps (15 -> 7): a stride-2 target gives 8
+    chain = walk(torchvision.models.squeezenet1_1(num_classes=10).eval(), (1, 3, 64, 64))
+    plan = make_plan(chain, "dwconv", 0.5)
+    kept = {s.block.name: s.kept_reason for s in plan.kept_steps()}
+    assert "gives a 8x8 map where the teacher block gives 7x7" in kept["features.6"]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for block, module in zip(chain.blocks, plan.build_student().eval()):
+            x = module(x)
+            assert x.shape[2:] == block.out_shape[2:], block.name
