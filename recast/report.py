@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from recast.counting import Cost, count_costs
-from recast.latency import measure_latency_ms
+from recast.latency import explain_speedup, measure_latency_ms
 from recast.plan import Plan
 
 
@@ -56,6 +56,10 @@ def compression_report(
         report["ratio"]["latency_batch1"] = _ratio(
             report["teacher"]["latency_ms"]["batch1"],
             report["student"]["latency_ms"]["batch1"])
+        why = explain_speedup(report["ratio"]["mults"], report["ratio"]["latency_batch1"],
+                              student_net)
+        if why:
+            report["speedup_note"] = why
     for step in plan.steps:
         key = str(step.block.index)
         before, after = teacher_parts[key], student_parts[key]
@@ -113,7 +117,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         "mults = multiplies of conv and matrix-multiply ops (the paper's unit); "
         "MACs = all multiply-accumulates fvcore counts. Latency: median CPU wall "
-        "time of one forward pass.",
+        "time of one forward pass." + (f" Batch 1: {report['speedup_note']}."
+                                       if report.get("speedup_note") else ""),
         "",
         "| # | block | kind | target | channels | stride | params | params after "
         "| mults | mults after |",

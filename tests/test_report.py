@@ -34,3 +34,20 @@ def test_per_block_counts_add_up_to_the_whole() -> None:
     assert sum(b["params"] for b in report["blocks"]) == report["teacher"]["params"]
     assert sum(b["params_after"] for b in report["blocks"]) == report["student"]["params"]
     assert sum(b["mults_after"] for b in report["blocks"]) == report["student"]["mults"]
+
+
+def test_a_speedup_under_half_the_mults_ratio_is_explained_in_one_line(monkeypatch) -> None:
+    import torchvision
+
+    import recast.report as report_module
+    from recast.walker import walk
+
+    chain = walk(torchvision.models.mobilenet_v2(width_mult=0.35, num_classes=10).eval(),
+                 (1, 3, 32, 32))
+    plan = make_plan(chain, "mbconv", 0.5)
+    # latency as measured: the student no faster at batch 1 than the teacher
+    monkeypatch.setattr(report_module, "measure_latency_ms", lambda net, shape, batch: 1.0)
+    report = report_module.compression_report(plan)
+    assert report["ratio"]["latency_batch1"] == 1.0 and report["ratio"]["mults"] > 2
+    assert "memory-bound depthwise convs" in report["speedup_note"]
+    assert report["speedup_note"] in report_module.report_markdown(report)
