@@ -2,7 +2,9 @@
 
 Losses that need no teacher (``ce``) skip the teacher's forward, so such a
 pass costs what a scratch-training pass costs. A run without labels
-(``config.labels == "none"``) hands the loss no labels at all.
+(``config.labels == "none"``) hands the loss no labels at all. Losses with a
+feature term (``rkd+kd``, ``at+kd``) run student and teacher block by block:
+both are chains here, block i of one standing for block i of the other.
 """
 
 from typing import Any, Callable
@@ -10,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from recast.losses import LOSSES
+from recast.losses import LOSSES, weights_of
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.training import evaluate, run_batches
@@ -18,7 +20,8 @@ from recast.training import evaluate, run_batches
 
 def finetune_label(config: RecastConfig) -> str:
     """The fine-tune loss as the log and report.md both name it."""
-    return LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha)
+    return LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha,
+                                                 weights_of(config))
 
 
 def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, train_loader,
@@ -35,7 +38,8 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
     # with --labels none the loss gets None for labels: nothing can read one
     loss_fn = LOSSES[config.finetune_loss].objective(student, teacher, config.kd_temperature,
                                                       config.kd_alpha,
-                                                      labels=config.labels != "none")
+                                                      labels=config.labels != "none",
+                                                      weights=weights_of(config))
     student.train()
 
     accuracies: list[float] = []

@@ -12,13 +12,17 @@ cannot see.
 
 Where the student is narrower, its block output is compared with the teacher
 channels it kept (warm start) or, from a random start, through a 1x1 probe
-that is thrown away afterwards.
+that is thrown away afterwards. The comparison is the block loss of the
+sequential steps (``--block-loss``, MSE by default).
 """
 
+from typing import Mapping
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recast.feature_losses import matching_channels
+from recast.losses import BLOCK_LOSSES, LOSS_WEIGHTS, BlockLoss, BlockLossFn
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, run_batches
@@ -28,8 +32,9 @@ class LocalMatch(nn.Module):
     """Maps a student block's output onto what the teacher block produced."""
 
     def __init__(self, student_shape: torch.Size, teacher_shape: torch.Size,
-                 kept: Tensor | None) -> None:
+                 kept: Tensor | None, compare: BlockLossFn | None = None) -> None:
         super().__init__()
+        self.compare = compare or BLOCK_LOSSES["mse"].make({})
         self.register_buffer("kept", kept if kept is not None else torch.empty(0, dtype=torch.long))
         self.probe: nn.Module | None = None
         if student_shape == teacher_shape:
@@ -43,12 +48,14 @@ class LocalMatch(nn.Module):
             raise ValueError(f"cannot compare student output {tuple(student_shape)} with "
                              f"teacher output {tuple(teacher_shape)}")
 
-    def loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+    def loss(self, student: Tensor, teacher: Tensor, student_in: Tensor | None = None,
+             teacher_in: Tensor | None = None) -> Tensor:
+        """The block loss of the block's output (and of its input, for FSP)."""
         if self.mode == "kept":
             teacher = teacher.index_select(1, self.kept)
         elif self.probe is not None:
             student = self.probe(student)
-        return F.mse_loss(student, teacher)
+        return self.compare(student, teacher, student_in, teacher_in)
 
 
 @torch.no_grad()
@@ -62,7 +69,7 @@ def teacher_outputs(teacher: nn.ModuleList, x: Tensor) -> list[Tensor]:
 
 
 def local_matches(teacher: nn.ModuleList, student: nn.ModuleList, kept: list[Tensor | None],
-                  example: Tensor) -> nn.ModuleList:
+                  example: Tensor, compare: BlockLossFn | None = None) -> nn.ModuleList:
     """One LocalMatch per block (an example batch gives the shapes)."""
     was_training = student.training
     student.eval()
@@ -71,7 +78,7 @@ def local_matches(teacher: nn.ModuleList, student: nn.ModuleList, kept: list[Ten
         matches, x = [], example
         for block, target, keep in zip(student, targets, kept):
             x = block(x)
-            matches.append(LocalMatch(x.shape, target.shape, keep))
+            matches.append(LocalMatch(x.shape, target.shape, keep, compare))
     student.train(was_training)
     return nn.ModuleList(matches).to(example.device)
 
@@ -85,14 +92,19 @@ def train_local(
     schedule: Schedule,
     device: torch.device,
     progress: Progress,
+    block_loss: BlockLoss | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, object]:
-    """Train every changed student block on its local MSE; per-block losses out.
+    """Train every changed student block on its local loss (``block_loss``, MSE by
+    default; ``weights`` its weights); per-block losses out.
 
     Blocks the plan leaves unchanged in kind and width (a stem, say) keep the
     teacher's weights and are only fine-tuned later.
     """
+    block_loss = block_loss or BLOCK_LOSSES["mse"]
     example = next(iter(loader))[0][:2].to(device)
-    matches = local_matches(teacher, student, kept, example)
+    matches = local_matches(teacher, student, kept, example,
+                            block_loss.make({**LOSS_WEIGHTS, **(weights or {})}))
     trained = [i for i, step in enumerate(plan.steps)
                if step.recast or step.in_channels != step.block.in_channels]
     params = [p for i in trained for p in student[i].parameters()]
@@ -103,9 +115,13 @@ def train_local(
         targets = teacher_outputs(teacher, x)
         total = x.new_zeros(())
         for i, block in enumerate(student):
-            x = block(x.detach())
+            given = x.detach()
+            teacher_in = targets[i - 1] if i else given
+            x = block(given)
             if i in trained:
-                loss = matches[i].loss(x, targets[i])
+                pair = matching_channels(given, teacher_in, kept[i - 1] if i else None) \
+                    if block_loss.needs_inputs else (None, None)
+                loss = matches[i].loss(x, targets[i], *pair)
                 recent[i] = 0.9 * recent.get(i, loss.item()) + 0.1 * loss.item()
                 total = total + loss
         return total

@@ -4,17 +4,32 @@ The registry drives the ``--finetune-loss`` choices, the engine's fine-tune
 and the ``--method`` baselines alike (as torchdistill's loss registry does):
 a new loss is one function and one entry here. Each entry also says whether
 it reads the labels, so a run without labels (``--labels none``) can refuse
-the ones that do and fine-tune on the teacher's outputs alone.
+the ones that do and fine-tune on the teacher's outputs alone. Entries with a
+feature term (``rkd+kd``, ``at+kd``) also compare what the blocks of student
+and teacher compute. BLOCK_LOSSES does the same for the block steps
+(``--block-loss``); the math of both is in recast/feature_losses.py.
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from recast.errors import RecastError
+from recast.feature_losses import (attention_positions, attention_transfer, chain_outputs,
+                                   cosine_distance, fsp_loss, rkd)
+
+# the weights of the feature terms, by their setting's name, at the papers' values:
+# AT's beta (normalised maps), RKD's distance and angle weights
+LOSS_WEIGHTS: dict[str, float] = {"at_weight": 1000.0, "rkd_distance_weight": 25.0,
+                                  "rkd_angle_weight": 50.0}
+
+
+def weights_of(config: Any) -> dict[str, float]:
+    """The feature-term weights a config (RecastConfig) sets, defaults for the rest."""
+    return {k: float(getattr(config, k, v)) for k, v in LOSS_WEIGHTS.items()}
 
 
 def hinton_kd(student: Tensor, teacher: Tensor, labels: Tensor, temperature: float = 4.0,
@@ -50,6 +65,8 @@ def logit_mse_ce(student: Tensor, teacher: Tensor, labels: Tensor) -> Tensor:
 
 # (student logits, teacher logits or None, labels) -> loss
 LogitLossFn = Callable[[Tensor, Tensor | None, Tensor], Tensor]
+# (student block outputs, teacher block outputs), logits last -> a feature term
+FeatureTerm = Callable[[list[Tensor], list[Tensor]], Tensor]
 
 
 @dataclass(frozen=True)
@@ -63,20 +80,39 @@ class LogitLoss:
     make: Callable[[float, float], LogitLossFn]
     # (temperature, alpha) -> whether the loss reads the labels at those settings
     reads_labels: Callable[[float, float], bool] = lambda t, a: True
+    # weights -> a term on the block outputs added to the logit loss; student and
+    # teacher are then chains (nn.Sequential, block i at position i)
+    features: Callable[[Mapping[str, float]], FeatureTerm] | None = None
 
     def objective(self, student: Callable[[Tensor], Tensor], teacher: Callable[[Tensor], Tensor],
-                  temperature: float, alpha: float,
-                  labels: bool = True) -> Callable[[Tensor, Tensor], Tensor]:
+                  temperature: float, alpha: float, labels: bool = True,
+                  weights: Mapping[str, float] | None = None) -> Callable[[Tensor, Tensor], Tensor]:
         """loss(images, labels) of ``student``; runs the teacher only if the loss reads it.
 
         With ``labels=False`` the loss never sees the batch's labels (it gets None),
-        so a run without labels cannot read one by accident.
+        so a run without labels cannot read one by accident. ``weights`` are the
+        feature terms' (LOSS_WEIGHTS by default).
         """
         combine = self.make(temperature, alpha)
         if not labels and self.reads_labels(temperature, alpha):
+            at_one = "" if self.reads_labels(temperature, 1.0) else " (or --kd-alpha 1)"
             raise RecastError(f"--finetune-loss {self.name} reads labels, but the run has "
                               f"none; use --finetune-loss kd-soft or mse (the teacher's "
-                              f"outputs only)")
+                              f"outputs only){at_one}")
+        if self.features is not None:
+            if not (isinstance(student, nn.Sequential) and isinstance(teacher, nn.Sequential)):
+                raise RecastError(f"--finetune-loss {self.name} needs the student and the "
+                                  f"teacher as chains of blocks (nn.Sequential)")
+            term = self.features({**LOSS_WEIGHTS, **(weights or {})})
+
+            def with_features(x: Tensor, y: Tensor) -> Tensor:
+                with torch.no_grad():
+                    expected = chain_outputs(teacher, x)
+                outputs = chain_outputs(student, x)
+                return combine(outputs[-1], expected[-1], y if labels else None) + \
+                    term(outputs, expected)
+
+            return with_features
 
         def loss(x: Tensor, y: Tensor) -> Tensor:
             expected = None
@@ -87,9 +123,10 @@ class LogitLoss:
 
         return loss
 
-    def describe(self, temperature: float, alpha: float) -> str:
+    def describe(self, temperature: float, alpha: float,
+                 weights: Mapping[str, float] | None = None) -> str:
         """The label the log and report.md both show."""
-        return self.label.format(T=temperature, alpha=alpha)
+        return self.label.format(T=temperature, alpha=alpha, **{**LOSS_WEIGHTS, **(weights or {})})
 
 
 def _hinton(temperature: float, alpha: float) -> LogitLossFn:
@@ -97,6 +134,28 @@ def _hinton(temperature: float, alpha: float) -> LogitLossFn:
     if alpha == 1:
         return lambda s, te, y: soft_targets(s, te, None, temperature)
     return lambda s, te, y: hinton_kd(s, te, y, temperature, alpha)
+
+
+def _rkd_term(weights: Mapping[str, float]) -> FeatureTerm:
+    """RKD-DA on the penultimate embeddings: the inputs of the head block."""
+    def term(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
+        if len(student) < 2:
+            raise RecastError("--finetune-loss rkd+kd needs a chain of two blocks or more")
+        return rkd(student[-2], teacher[-2], weights["rkd_distance_weight"],
+                   weights["rkd_angle_weight"])
+    return term
+
+
+def _at_term(weights: Mapping[str, float]) -> FeatureTerm:
+    """AT summed over the chain positions where both blocks output same-size maps."""
+    def term(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
+        pairs = attention_positions(student, teacher)
+        if not pairs:
+            raise RecastError("--finetune-loss at+kd: no block of the student and the "
+                              "teacher outputs maps of the same size; use kd")
+        return sum((attention_transfer(s, t, weights["at_weight"]) for s, t in pairs),
+                   student[-1].new_zeros(()))
+    return term
 
 
 LOSSES: dict[str, LogitLoss] = {
@@ -111,6 +170,47 @@ LOSSES: dict[str, LogitLoss] = {
                          reads_labels=lambda t, a: False),
     "mse": LogitLoss("mse", "MSE(teacher logits), no labels", True, lambda t, a: logit_mse,
                      reads_labels=lambda t, a: False),
+    "rkd+kd": LogitLoss("rkd+kd", "RKD on the penultimate embeddings (distance "
+                        "{rkd_distance_weight:g}, angle {rkd_angle_weight:g}) + Hinton KD "
+                        "(T={T}, alpha={alpha})", True, _hinton,
+                        reads_labels=lambda t, a: a < 1, features=_rkd_term),
+    "at+kd": LogitLoss("at+kd", "attention transfer on the block outputs (beta "
+                       "{at_weight:g}) + Hinton KD (T={T}, alpha={alpha})", True, _hinton,
+                       reads_labels=lambda t, a: a < 1, features=_at_term),
 }
 # the fine-tune loss of a run without labels when none is chosen
 TEACHER_ONLY_DEFAULT = "kd-soft"
+
+
+# (student output, teacher output, student input, teacher input) -> loss; the inputs
+# (over the same channels) only for a loss that needs them, else None
+BlockLossFn = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
+
+
+@dataclass(frozen=True)
+class BlockLoss:
+    """A block-step loss: how the student's activation is held to the teacher's."""
+
+    name: str
+    label: str
+    # weights (LOSS_WEIGHTS) -> the loss function
+    make: Callable[[Mapping[str, float]], BlockLossFn]
+    # FSP: the step's input maps too, not only its output
+    needs_inputs: bool = False
+
+    def describe(self, weights: Mapping[str, float] | None = None) -> str:
+        """The label the log and the report show."""
+        return self.label.format(**{**LOSS_WEIGHTS, **(weights or {})})
+
+
+BLOCK_LOSSES: dict[str, BlockLoss] = {
+    "mse": BlockLoss("mse", "MSE of the activations (the authors')",
+                     lambda w: lambda s, t, si, ti: F.mse_loss(s, t)),
+    "at": BlockLoss("at", "attention transfer (beta {at_weight:g})",
+                    lambda w: lambda s, t, si, ti: attention_transfer(s, t, w["at_weight"])),
+    "fsp": BlockLoss("fsp", "FSP: Gram matrices of the step's input and output maps",
+                     lambda w: lambda s, t, si, ti: fsp_loss(s, t, si, ti),  # type: ignore
+                     needs_inputs=True),
+    "cosine": BlockLoss("cosine", "1 - cosine similarity of the activations",
+                        lambda w: lambda s, t, si, ti: cosine_distance(s, t)),
+}

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from recast.errors import RecastError
-from recast.losses import LOSSES, TEACHER_ONLY_DEFAULT
+from recast.losses import BLOCK_LOSSES, LOSS_WEIGHTS, LOSSES, TEACHER_ONLY_DEFAULT
 from recast.training import Schedule
 
 
@@ -78,6 +78,10 @@ class RecastConfig:
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
         "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))
+    block_loss: str = field(default="mse", metadata=setting(
+        "loss of the block steps, student vs teacher activations: "
+        + "; ".join(f"{k}: {v.describe()}" for k, v in BLOCK_LOSSES.items()),
+        choices=tuple(BLOCK_LOSSES)))
     seed: int = field(default=0, metadata=setting("random seed", flag=False))
     finetune_loss: str = field(default="mse-ce", metadata=setting(
         "loss of the fine-tune: " + "; ".join(f"{k}: {v.label}" for k, v in LOSSES.items()),
@@ -90,6 +94,17 @@ class RecastConfig:
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
         "Hinton KD weight of the soft targets", check=_unit, rule=UNIT))
+    at_weight: float = field(default=LOSS_WEIGHTS["at_weight"], metadata=setting(
+        "attention transfer weight beta (--block-loss at, --finetune-loss at+kd): beta/2 "
+        "times the mean squared gap of the normalised attention maps, per position",
+        check=_non_negative, rule=NON_NEGATIVE))
+    rkd_distance_weight: float = field(
+        default=LOSS_WEIGHTS["rkd_distance_weight"], metadata=setting(
+            "RKD distance-loss weight (--finetune-loss rkd+kd)", check=_non_negative,
+            rule=NON_NEGATIVE))
+    rkd_angle_weight: float = field(default=LOSS_WEIGHTS["rkd_angle_weight"], metadata=setting(
+        "RKD angle-loss weight (--finetune-loss rkd+kd)", check=_non_negative,
+        rule=NON_NEGATIVE))
     block_training: str = field(default="sequential", metadata=setting(
         "sequential: one block after another through the prefix (the authors'); local: "
         "all target blocks in one pass, each on its own input",
@@ -144,7 +159,8 @@ class RecastConfig:
                 raise RecastError(f"{flag_name(f.name)} {value!r} must be {meta['rule']}")
         loss = LOSSES[self.finetune_loss]
         if self.labels == "none" and loss.reads_labels(self.kd_temperature, self.kd_alpha):
-            alpha = f" at --kd-alpha {self.kd_alpha}" if loss.name == "kd" else ""
+            alpha = f" at --kd-alpha {self.kd_alpha}" \
+                if not loss.reads_labels(self.kd_temperature, 1.0) else ""
             raise RecastError(f"--finetune-loss {loss.name}{alpha} reads labels, but the run "
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "

@@ -3,7 +3,8 @@
 A sequential step (the authors'): block i's target goes in, the blocks after
 it are rebuilt until widths match, and the student's blocks 0..last (only
 i..last with a frozen prefix) learn the teacher's activation at ``last`` from
-the raw image through the student's own prefix (MSE). The all-at-once pass
+the raw image through the student's own prefix (MSE, or another block loss
+of recast/losses.py: ``--block-loss``). The all-at-once pass
 (recast/local.py) trains every target on its own input in one pass instead.
 """
 
@@ -12,10 +13,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recast.feature_losses import matching_channels
 from recast.local import train_local
+from recast.losses import BLOCK_LOSSES, weights_of
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
@@ -51,6 +53,16 @@ class StepRecord:
         return asdict(self)
 
 
+def block_loss_label(config: RecastConfig) -> str:
+    """The block-step loss as the log and the report name it."""
+    return BLOCK_LOSSES[config.block_loss].describe(weights_of(config))
+
+
+def _loss_name(config: RecastConfig) -> str:
+    """What a step's log line calls its final loss: MSE, as always, or the loss's name."""
+    return "MSE" if config.block_loss == "mse" else f"{config.block_loss} loss"
+
+
 def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
                 config: RecastConfig, train_loader, test_loader, device: torch.device,
                 progress: Progress) -> StepRecord:
@@ -60,6 +72,8 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     block = plan_step.block
     warm, last = surgery.install(index)
     fit: dict[str, float] = {}
+    if index == surgery.plan.recast_steps()[0].block.index:
+        progress.log(f"block steps: {block_loss_label(config)}")
     if config.solve != "none" or config.bn_recalibration:
         calibration = calibration_images(
             train_loader, max(SOLVE_IMAGES, config.bn_recalibration), device)
@@ -76,21 +90,37 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
             return run_blocks(student, x, index, last)
         return run_blocks(student, x, 0, last)
 
+    block_loss = BLOCK_LOSSES[config.block_loss]
+    compare = block_loss.make(weights_of(config))
+
     def loss_fn(x: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad():
             expected = run_blocks(teacher, x, 0, last)
-        return F.mse_loss(student_output(x), expected)
+        return compare(student_output(x), expected, None, None)
+
+    def loss_with_inputs(x: Tensor, y: Tensor) -> Tensor:
+        """The step's input maps too (FSP): block ``index``'s, the teacher's over the
+        channels the student's hold."""
+        with torch.no_grad():
+            t_in = run_blocks(teacher, x, 0, index - 1)
+            expected = run_blocks(teacher, t_in, index, last)
+        with torch.set_grad_enabled(not config.freeze_prefix):
+            s_in = run_blocks(student, x, 0, index - 1)
+        output = run_blocks(student, s_in, index, last)
+        return compare(output, expected,
+                       *matching_channels(s_in, t_in, surgery.input_channels(index)))
 
     surgery.train_only(first_trained, last)
-    result = run_batches(loss_fn, params, train_loader, config.block_schedule(), device,
+    result = run_batches(loss_with_inputs if block_loss.needs_inputs else loss_fn, params,
+                         train_loader, config.block_schedule(), device,
                          progress, f"recast {block.name}",
                          model=nn.ModuleList(student[first_trained:last + 1]))
     student.eval()
     if config.bn_recalibration:
         recalibrate(student, last, calibration[:config.bn_recalibration])
     accuracy = evaluate(Hybrid(student, teacher, last), test_loader, device)
-    progress.log(f"  after {block.name}: MSE {result['loss']:.4f}, test accuracy "
-                 f"{accuracy:.2f}%")
+    progress.log(f"  after {block.name}: {_loss_name(config)} {result['loss']:.4f}, "
+                 f"test accuracy {accuracy:.2f}%")
     return StepRecord(index, block.name, block.kind, plan_step.target, last, result["loss"],
                       accuracy, time.perf_counter() - started, int(result["images"]), warm,
                       fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"))
@@ -104,8 +134,10 @@ def recast_all_at_once(plan: Plan, surgery: StudentSurgery, teacher: nn.ModuleLi
     blocks, kept = warm_student(plan, config.init)
     surgery.replace_all(blocks)
     progress.log(f"all {len(plan.recast_steps())} target blocks at once, each on its own input")
+    progress.log(f"block steps: {block_loss_label(config)}")
     result = train_local(plan, teacher, surgery.blocks, kept, train_loader,
-                         config.block_schedule(), device, progress)
+                         config.block_schedule(), device, progress,
+                         BLOCK_LOSSES[config.block_loss], weights_of(config))
     accuracy = evaluate(nn.Sequential(*surgery.blocks), test_loader, device)
     progress.log(f"  after all blocks at once: test accuracy {accuracy:.2f}%")
     seconds = time.perf_counter() - started

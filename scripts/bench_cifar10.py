@@ -32,7 +32,7 @@ from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
-from recast.losses import LOSSES  # noqa: E402
+from recast.losses import BLOCK_LOSSES, LOSSES  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
@@ -91,6 +91,9 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
 }
 # one variant per fine-tune loss of the registry (benchmarks/losses.md)
 VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
+# one per block-step loss of the registry, the fine-tune held at ce
+VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
+                 for name in BLOCK_LOSSES})
 
 # The variant reported as "recast": the one the `fast` preset runs
 # (tests/test_presets.py holds the two together).
