@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from blocks import BLOCK_KINDS
 from recast.baselines import BASELINES
+from recast.block_costs import fill_costs
 from recast.errors import RecastError, Stopped
 from recast.export import export_onnx  # onnx itself is imported only when exporting
 from recast.jobs import run_eval, run_recast, run_train
@@ -98,6 +99,8 @@ def add_run_args(job: argparse.ArgumentParser) -> None:
                           "for the same number of images")
     job.add_argument("--budget", type=float, help="baselines: epochs of images (default: "
                      "what the recast preset uses)")
+    job.add_argument("--generations", type=int, metavar="N", help="born-again: the finished "
+                     "student teaches the next recast of the same plan, N recasts in all (1)")
     settings = job.add_argument_group("recast settings (default: the preset's)")
     for flag, kwargs in config_flags():
         settings.add_argument(flag, **kwargs)
@@ -122,7 +125,7 @@ def _inspect(args: argparse.Namespace) -> None:
     spec = model_spec(args)
     teacher, shape = untrained_teacher(spec)
     chain = _walk(teacher, shape, spec.leaf_modules)
-    _fill_costs(chain)
+    fill_costs(chain)
     if args.json:
         print(json.dumps({"model": spec.label, "input_shape": list(shape),
                           "kinds": chain.kinds(), "walk_seconds": round(chain.walk_seconds, 3),
@@ -143,17 +146,6 @@ def _walk(teacher: Any, shape: tuple[int, ...], leaf_modules: list[str]) -> Any:
     for note in chain.notes:
         print(f"recast: note: {note}", file=sys.stderr)
     return chain
-
-
-def _fill_costs(chain: Any) -> None:
-    import torch
-
-    from recast.counting import count_costs
-
-    _, parts = count_costs(chain.as_module(), torch.randn(chain.input_shape), children=True)
-    for block in chain.blocks:
-        cost = parts[str(block.index)]
-        block.macs, block.mults = cost.macs, cost.mults
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -115,7 +115,8 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
                     test_loader=test_loader, input_shape=plan.chain.input_shape,
                     config=spec.config, device=spec.device, progress=progress,
                     teacher_accuracy=accuracy, checkpoints=out / "checkpoint",
-                    leaf_modules=spec.model.leaf_modules, plan_options=spec.plan)
+                    leaf_modules=spec.model.leaf_modules, plan_options=spec.plan,
+                    generations=spec.generations, generations_dir=out / "generations")
     _describe(result, spec, data, info)
     if (out / "synthetic.json").is_file():  # --data synthetic: what the transfer set cost
         result.report["synthetic"] = json.loads((out / "synthetic.json").read_text())

@@ -7,7 +7,7 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +19,8 @@ from recast.checkpoint import CheckpointStore
 from recast.engine import Recaster
 from recast.files import atomic_write_text
 from recast.finetune import finetune_label
+from recast.steps import block_loss_label
+from recast.generations import check_generations, checkpoint_folder, run_generations
 from recast.plan import Plan, make_plan
 from recast.plots import write_plots, write_tensorboard
 from recast.progress import Progress
@@ -71,6 +73,8 @@ def recast(
     checkpoints: str | Path | None = None,
     leaf_modules: Sequence[str] = (),
     plan_options: dict[str, Any] | None = None,
+    generations: int = 1,
+    generations_dir: str | Path | None = None,
 ) -> RecastResult:
     """Recast ``teacher`` into a student of ``target`` blocks at ``width``.
 
@@ -81,7 +85,14 @@ def recast(
     latest checkpoint there if one exists. ``leaf_modules`` (class names or
     module paths) are traced whole, for code torch.fx cannot trace;
     ``plan_options`` are :func:`recast.plan.make_plan`'s (budgets, allow_bigger).
+
+    ``generations`` = N > 1: born-again generations (Furlanello et al. 2018), the
+    finished student is the teacher of the next recast of the same plan, N recasts
+    in all; the report's ``generations`` lists each one's accuracy. A
+    ``generations_dir`` keeps each finished generation (``DIR/G/``) and reuses it
+    when the run is resumed (see :mod:`recast.generations`).
     """
+    generations = check_generations(generations)
     config = config or RecastConfig()
     progress = progress or Progress(quiet=True)
     torch.manual_seed(config.seed)
@@ -95,6 +106,32 @@ def recast(
     plan = make_plan(chain, target, width, **(plan_options or {}))
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
+    loaders = (train_loader, test_loader)
+    if generations == 1:
+        return recast_plan(plan, teacher_accuracy, loaders, config, run_device, progress,
+                           checkpoints, started)
+    return run_generations(
+        plan, teacher_accuracy, generations,
+        lambda generation, plan, accuracy: recast_plan(
+            plan, accuracy, loaders, born_again(config, generation), run_device, progress,
+            checkpoint_folder(checkpoints, generation),
+            started if generation == 1 else time.perf_counter()),
+        seed=config.seed, train_loader=train_loader, test_loader=test_loader,
+        progress=progress, keep=generations_dir, leaf_modules=leaf_modules)
+
+
+def born_again(config: RecastConfig, generation: int) -> RecastConfig:
+    """A later generation starts its targets from scratch, as born-again networks do:
+    warm-started from the previous student, whose blocks already have the targets'
+    shapes, it would begin as a copy of it and only train it longer."""
+    return config if generation == 1 else replace(config, init="random")
+
+
+def recast_plan(plan: Plan, teacher_accuracy: float, loaders: tuple, config: RecastConfig,
+                run_device: torch.device, progress: Progress,
+                checkpoints: str | Path | None, started: float) -> RecastResult:
+    """Recast block by block and fine-tune as ``plan`` says; the trained result."""
+    train_loader, test_loader = loaders
     store = CheckpointStore(Path(checkpoints)) if checkpoints is not None else None
     resumed = store is not None and store.latest() is not None
     recaster = Recaster(plan, config, run_device, progress, store)
@@ -104,6 +141,7 @@ def recast(
     report = trained_report(plan, student, teacher_accuracy, outcome.accuracy)
     add_steps(report, outcome.steps, outcome.finetune)
     report["finetune_loss"] = finetune_label(config)
+    report["block_loss"] = block_loss_label(config)
     report["images_seen"] = outcome.images
     report["curve"] = outcome.curve  # test accuracy vs training images seen
     report["block_training"] = config.block_training

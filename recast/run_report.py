@@ -56,10 +56,13 @@ def run_markdown(report: dict[str, Any]) -> str:
         f"{' (resumed: counts only the part after the resume)' if report.get('resumed') else ''}.",
         "",
         *_label_lines(report),
+        *_generation_lines(report),
         report_markdown(report),
         "## Recast steps",
         "",
-        "| # | block | kind -> target | final MSE | test accuracy after (%) | wall time (s) "
+        f"Block steps: {report.get('block_loss', 'MSE')}.",
+        "",
+        "| # | block | kind -> target | final block loss | test accuracy after (%) | wall time (s) "
         "| warm start | fit MSE before -> after |",
         "|---:|---|---|---:|---:|---:|---|---|",
     ]
@@ -90,6 +93,22 @@ def run_markdown(report: dict[str, Any]) -> str:
                   f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
                   f"time of each step)."]
     return "\n".join(lines) + "\n"
+
+
+def _generation_lines(report: dict[str, Any]) -> list[str]:
+    """Born-again generations: each one's teacher and student accuracy."""
+    rows = report.get("generations")
+    if not rows:
+        return []
+    return ["## Born-again generations", "",
+            "Each generation's teacher is the previous generation's student (generation "
+            "1's: the teacher); the student above is the last one's. Blocks, steps and "
+            "fine-tune below are generation 1's; a run folder keeps each generation's "
+            "student and report in `generations/G/`.", "",
+            "| generation | teacher accuracy (%) | student accuracy (%) | wall time (s) |",
+            "|---:|---:|---:|---:|",
+            *(f"| {g['generation']} | {g['teacher_accuracy']} | {g['accuracy']} | "
+              f"{g['recast_seconds']} |" for g in rows), ""]
 
 
 def _label_lines(report: dict[str, Any]) -> list[str]:

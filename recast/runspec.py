@@ -45,6 +45,7 @@ class RunSpec:
     synthetic_images: int | None = None  # --data synthetic: a transfer set of this size
     synthetic_steps: int = 200
     plan: dict[str, Any] = field(default_factory=dict)  # make_plan's options: budgets, ...
+    generations: int = 1  # born-again: the student teaches the next recast of the plan
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +146,18 @@ def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
     spec.synthetic_images = synthetic
     spec.synthetic_steps = args.synthetic_steps or 200
     spec.plan = plan_options(args)
+    spec.generations = _generations(args, spec.method)
     return spec
+
+
+def _generations(args: argparse.Namespace, method: str) -> int:
+    """--generations N: at least 1, and only for recasts."""
+    generations = getattr(args, "generations", None)
+    _at_least("--generations", generations, 1)
+    if generations is not None and generations > 1 and method != "recast":
+        raise RecastError(f"--generations recasts the student again; --method {method} "
+                          f"trains it once: drop --generations")
+    return generations or 1
 
 
 def check_labelless(teacher: str | None, method: str, reason: str) -> None:
