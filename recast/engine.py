@@ -142,6 +142,13 @@ class Recaster:
         try:
             return run()
         except NonFiniteLoss as first:
+            if first.first_batch:
+                raise RecastError(
+                    f"{phase}: the loss is not finite on the first batch, before any update, "
+                    f"so this phase's learning rate is not to blame: the teacher's "
+                    f"activations, the data or the student's earlier blocks hold inf/NaN (a "
+                    f"teacher whose BatchNorm statistics were barely trained does this; train "
+                    f"it longer or pass a trained --teacher)") from first
             config = self.config
             old = getattr(config, rate) or config.lr
             self.surgery.blocks, self.surgery.kept, self.images, self.curve = saved[:4]

@@ -14,7 +14,12 @@ class PlanError(RecastError):
 
 
 class NonFiniteLoss(RecastError):
-    """The loss became NaN or infinite: the phase is retried at a lower rate."""
+    """The loss became NaN or infinite: the phase is retried at a lower rate, unless
+    it was so on the phase's first batch, before any update (no rate is to blame)."""
+
+    def __init__(self, message: str, first_batch: bool = False) -> None:
+        super().__init__(message)
+        self.first_batch = first_batch
 
 
 class Stopped(KeyboardInterrupt):

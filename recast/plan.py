@@ -18,10 +18,9 @@ ratio whose student meets a params or mults ratio against the teacher.
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from blocks import BLOCK_KINDS, BlockSpec, block_kind
@@ -29,6 +28,7 @@ from recast.adapt import adapt_input
 from recast.budget import search_ratio
 from recast.counting import Size, module_size, spec_size
 from recast.errors import PlanError
+from recast.fit import fit_next, map_misfit
 from recast.walker import Block, BlockChain
 from recast.widths import ratios, target_spec
 
@@ -176,12 +176,12 @@ class _Planner:
             if block.index in ratio_of:
                 spec = target_spec(block, self.target, ratio_of[block.index], channels,
                                    multiple)
-                spec, note = _fit_next(self.chain, block, spec)
+                spec, note = fit_next(self.chain, block, spec)
                 params, mults, shape = spec_size(spec, (1, channels, *block.in_shape[2:]))
                 teacher = self.sizes[block.index]
                 more = [f"{k} {a:,} > {b:,}" for k, a, b in
                         (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
-                misfit = _map_misfit(block, shape)
+                misfit = map_misfit(block, shape)
                 if misfit:
                     reason = misfit
                 elif self.allow_bigger or not more:
@@ -206,37 +206,6 @@ class _Planner:
         """What the same ratios plan to without rounding, to show rounding's cost."""
         unrounded = _totals(self.steps(ratio_of, multiple=None), self.sizes)["student"]
         return {"multiple": self.multiple, "student_unrounded": unrounded}
-
-
-def _map_misfit(block: Block, target_shape: tuple[int, ...]) -> str | None:
-    """Why a target whose output map differs in size from the teacher block's cannot
-    stand in for it (a pooling in ceil mode on an odd map, ...), or None."""
-    shape = target_shape
-    if block.tail is not None:
-        with torch.no_grad():
-            shape = tuple(block.tail(torch.empty(target_shape, device="meta")).shape)
-    if tuple(shape[2:]) == tuple(block.out_shape[2:]):
-        return None
-    return (f"a stride-{block.stride} target gives a {'x'.join(map(str, shape[2:]))} map where "
-            f"the teacher block gives {'x'.join(map(str, block.out_shape[2:]))} (its own "
-            f"pooling rounds differently)")
-
-
-def _fit_next(chain: BlockChain, block: Block, spec: BlockSpec) -> tuple[BlockSpec, str | None]:
-    """``spec``, or ``spec`` at the teacher's output width when the fixed part after
-    ``block`` cannot be rebuilt to read a narrower input (an attention block's permute,
-    a functional op): only the target's inside is narrowed then, and the note says so."""
-    following = chain.blocks[block.index + 1] if block.index + 1 < len(chain.blocks) else None
-    if following is None or following.recastable or spec.out_channels == block.out_channels:
-        return spec, None
-    try:
-        adapt_input(following.module, following.in_shape, spec.out_channels)
-    except PlanError as exc:
-        reason = str(exc).split(";")[0]
-        return replace(spec, out_channels=block.out_channels), (
-            f"output kept at the teacher's {block.out_channels} channels (only the inside "
-            f"narrowed) since {following.name} ({following.kind}) cannot read fewer: {reason}")
-    return spec, None
 
 
 def _kept(block: Block, channels: int, teacher: Size) -> Step:

@@ -54,10 +54,15 @@ class StudentSurgery:
         return warm, self.rebuild_after(index, plan_step.out_channels)
 
     def input_channels(self, index: int) -> Tensor:
-        """Teacher channels the input of block ``index`` holds, in order."""
+        """Teacher channels the input of block ``index`` holds, in order.
+
+        After a block that was not warm-started (a fresh target: no channel of it
+        is any teacher channel) any order is as good as another, so the first
+        ones of the width the student's input has.
+        """
         if index - 1 in self.kept:
             return self.kept[index - 1]
-        return torch.arange(self.plan.chain.blocks[index].in_channels)
+        return torch.arange(self.plan.steps[index].in_channels)
 
     def rebuild_after(self, index: int, channels: int) -> int:
         """Rebuild blocks after ``index`` until widths match the teacher again.

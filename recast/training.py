@@ -123,7 +123,7 @@ def run_batches(
         loss = loss_fn(fast_layout(x, device), y)
         if distributed.any_true(not torch.isfinite(loss)):
             raise NonFiniteLoss(f"{label}: the loss became {loss.item()} at batch {step}; "
-                              f"lower the learning rate (--lr)")
+                                f"lower the learning rate (--lr)", first_batch=step == 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(params)

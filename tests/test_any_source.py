@@ -49,3 +49,18 @@ def test_a_block_on_a_token_sequence_is_not_a_source() -> None:
     block = Block(0, "b", "convnext", None, None, [], (1, 8, 16), (1, 8, 16), 1)
     assert not block.recastable
     assert Block(0, "b", "convnext", None, None, [], (1, 8, 4, 4), (1, 8, 4, 4), 1).recastable
+
+
+def test_a_warm_start_after_a_target_started_from_scratch_reads_the_right_width() -> None:
+    # EfficientNet's 5x5 depthwise blocks give an mbconv (3x3) no warm start; the
+    # 3x3 block after one must still slice its input for the narrowed width
+    model = torchvision.models.efficientnet_b0(num_classes=10).eval()
+    plan = make_plan(walk(model, (1, 3, 32, 32)), "mbconv", 0.5)
+    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"))
+    started = [surgery.install(step.block.index)[0] for step in plan.recast_steps()]
+    assert True in started and False in started
+    with torch.no_grad():
+        x = torch.randn(1, 3, 32, 32)
+        for block in surgery.blocks.eval():
+            x = block(x)
+    assert x.shape == (1, 10)

@@ -62,3 +62,16 @@ def test_unknown_block_training_is_a_clear_error(vgg_teacher) -> None:
     plan = make_plan(walk(vgg_teacher, (1, 3, 32, 32)), "conv", 0.5)
     with pytest.raises(RecastError, match="--block-training.*sequential, local"):
         Recaster(plan, RecastConfig(block_training="parallel"), torch.device("cpu"))
+
+
+def test_a_loss_not_finite_before_any_update_is_not_blamed_on_the_rate(vgg_teacher, loaders,
+                                                                       monkeypatch) -> None:
+    real = recast.steps.run_batches
+
+    def run_batches(*args, **kwargs):
+        raise NonFiniteLoss("the loss became inf at batch 0", first_batch=True)
+
+    monkeypatch.setattr(recast.steps, "run_batches", run_batches)
+    with pytest.raises(RecastError, match="first batch.*learning rate is not to blame"):
+        _recaster(vgg_teacher).run(*loaders)
+    assert real is not run_batches
