@@ -157,7 +157,7 @@ def _report(args: argparse.Namespace) -> None:
     teacher, shape = untrained_teacher(spec)
     plan = make_plan(_walk(teacher, shape, spec.leaf_modules), args.target, parse_widths(args),
                      **plan_options(args))
-    report = compression_report(plan, latency=not args.no_latency)
+    report = compression_report(plan, latency=not args.no_latency, onnx=not args.no_latency)
     report["model"] = spec.label
     print(json.dumps(report, indent=2) if args.json else report_markdown(report))
 
@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(report)
     add_plan_args(report)
     report.add_argument("--json", action="store_true")
-    report.add_argument("--no-latency", action="store_true", help="skip timing")
+    report.add_argument("--no-latency", action="store_true",
+                        help="skip timing (PyTorch, and ONNX Runtime when installed)")
     report.set_defaults(func=_report)
     job = sub.add_parser("run", help="recast a teacher (also: recast MODEL ...)")
     add_run_args(job)

@@ -5,13 +5,21 @@ paper's unit) and total MACs (fvcore), their ratios, and measured CPU
 latency. Units are MACs, never FLOPs.
 """
 
+import io
 from typing import Any
 
 import torch
 from torch import nn
 
 from recast.counting import Cost, count_costs
-from recast.latency import explain_speedup, measure_latency_ms
+from recast.errors import RecastError
+from recast.latency import (
+    explain_speedup,
+    measure_latency_ms,
+    measure_onnx_latency_ms,
+    onnx_session,
+)
+from recast.onnx_io import write_onnx
 from recast.plan import Plan
 
 
@@ -20,8 +28,10 @@ def compression_report(
     student: nn.Module | None = None,
     latency: bool = True,
     latency_batches: tuple[int, ...] = (1, 64),
+    onnx: bool = False,
 ) -> dict[str, Any]:
-    """Report for ``plan``; pass the trained ``student`` to measure it instead."""
+    """Report for ``plan``; pass the trained ``student`` to measure it instead.
+    ``onnx`` also times both nets in ONNX Runtime, when it is installed."""
     chain = plan.chain
     shape = chain.input_shape
     example = torch.randn((1, *shape[1:]))
@@ -56,6 +66,13 @@ def compression_report(
         report["ratio"]["latency_batch1"] = _ratio(
             report["teacher"]["latency_ms"]["batch1"],
             report["student"]["latency_ms"]["batch1"])
+        timed = {name: onnx_latency_ms(net, shape, latency_batches) if onnx else None
+                 for name, net in (("teacher", teacher_net), ("student", student_net))}
+        if all(timed.values()):  # ONNX Runtime is installed and both nets export
+            for name, times in timed.items():
+                report[name]["onnx_latency_ms"] = times
+            report["ratio"]["onnx_latency_batch1"] = _ratio(
+                timed["teacher"]["batch1"], timed["student"]["batch1"])
         why = explain_speedup(report["ratio"]["mults"], report["ratio"]["latency_batch1"],
                               student_net)
         if why:
@@ -76,6 +93,23 @@ def compression_report(
             "kept_reason": step.kept_reason, "note": step.note,
         })
     return report
+
+
+def onnx_latency_ms(net: nn.Module, shape: tuple[int, ...],
+                    batches: tuple[int, ...]) -> dict[str, float] | None:
+    """ONNX Runtime latency per batch size, or None without onnxruntime (an optional
+    extra) or when the net does not export."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    buffer = io.BytesIO()
+    try:
+        write_onnx(net.eval(), shape, buffer, dynamic_batch=True)
+    except RecastError:
+        return None
+    session = onnx_session(buffer.getvalue())
+    return {f"batch{b}": round(measure_onnx_latency_ms(session, shape, b), 3) for b in batches}
 
 
 def _cost_json(cost: Cost) -> dict[str, Any]:
@@ -113,6 +147,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"| ratio | {r['params']}x | {r['mults']}x | {r['macs']}x | "
         f"{r.get('latency_batch1', '-')}x | |"
     )
+    if "onnx_latency_ms" in t:
+        lines.append(
+            f"| ONNX Runtime b1/b64 (ms) | teacher {t['onnx_latency_ms']['batch1']}/"
+            f"{t['onnx_latency_ms'].get('batch64', '-')} | student "
+            f"{s['onnx_latency_ms']['batch1']}/{s['onnx_latency_ms'].get('batch64', '-')} | | "
+            f"{r['onnx_latency_batch1']}x | |")
     lines += [
         "",
         "mults = multiplies of conv and matrix-multiply ops (the paper's unit); "

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recast.counting import count_costs  # noqa: E402
-from recast.export import write_onnx  # noqa: E402
+from recast.onnx_io import write_onnx  # noqa: E402
 from recast.latency import (explain_speedup, measure_latency_ms,  # noqa: E402
                             measure_onnx_latency_ms, onnx_session)
 from recast.models import build_model  # noqa: E402

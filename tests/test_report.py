@@ -51,3 +51,17 @@ def test_a_speedup_under_half_the_mults_ratio_is_explained_in_one_line(monkeypat
     assert report["ratio"]["latency_batch1"] == 1.0 and report["ratio"]["mults"] > 2
     assert "memory-bound depthwise convs" in report["speedup_note"]
     assert report["speedup_note"] in report_module.report_markdown(report)
+
+
+def test_recast_report_times_onnx_runtime_beside_pytorch_when_installed() -> None:
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    plan = make_plan(walk(build_model("resnet20", width=0.25)), "conv", 0.5)
+    report = compression_report(plan, latency_batches=(1,), onnx=True)
+    for side in ("teacher", "student"):
+        assert report[side]["onnx_latency_ms"]["batch1"] > 0
+    assert report["ratio"]["onnx_latency_batch1"] > 0
+    from recast.report import report_markdown
+
+    assert "| ONNX Runtime b1/b64 (ms) |" in report_markdown(report)
