@@ -23,7 +23,7 @@ from recast.progress import Progress
 from recast.run_report import trained_report
 from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
 from recast.runspec import RunSpec
-from recast.serialize import read_student
+from recast.serialize import check_savable, read_student
 from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_teacher, \
     train_teacher
 from recast.training import evaluate, pick_device
@@ -50,7 +50,9 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
     chain = walk(teacher, shape, leaf_modules=spec.model.leaf_modules)
     for note in chain.notes:
         progress.log(f"recast: note: {note}")
-    return make_plan(chain, spec.target, spec.widths, **spec.plan)
+    plan = make_plan(chain, spec.target, spec.widths, **spec.plan)
+    check_savable(plan.build_student(), [s.spec for s in plan.steps])  # not after training
+    return plan
 
 
 def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None:
