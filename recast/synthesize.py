@@ -105,7 +105,7 @@ def synthesize(teacher: nn.Module, shape: tuple[int, int, int], num_classes: int
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                bar.update(loss=float(loss), lr=settings.lr, rate=float(count))
+                bar.update(loss=loss.item(), lr=settings.lr, rate=float(count))
             statistics.terms = []
             image = (x.detach() * std_t + mean_t).clamp(0, 1) * 255
             pixels.append(image.round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
