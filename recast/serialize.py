@@ -5,7 +5,6 @@ an fx graph over an allow-list of torch.nn layers and torch functions.
 
 import builtins
 import importlib
-import inspect
 import json
 import math
 import operator
@@ -19,74 +18,17 @@ from torch import fx, nn
 from blocks import BlockSpec
 from recast.errors import RecastError
 from recast.files import atomic_save_weights, atomic_write_text
+from recast.saved_layers import module_from_json, module_to_json
 
 FORMAT = "recast.student/1"
 _FUNCTION_MODULES = {"torch", "torch.nn.functional", "operator", "math",
                      "torch._C._nn", "torch._C._VariableFunctions", "torch.functional"}
-_SKIP_INIT_ARGS = {"self", "device", "dtype", "args", "kwargs"}
-
-
-def module_to_json(module: nn.Module) -> dict[str, Any]:
-    """One torch.nn layer as {type, args}; only torch.nn classes are allowed."""
-    cls = type(module)
-    known = _known_layers()
-    name = f"{cls.__module__}.{cls.__name__}"
-    if known.get(name) is cls:
-        type_name = name
-    elif cls.__module__.startswith("torch.nn.modules") and getattr(nn, cls.__name__, None) is cls:
-        type_name = cls.__name__
-    else:
-        raise RecastError(f"cannot save layer {name} as data; only torch.nn layers (and "
-                          f"{', '.join(sorted(known)) or 'no other'}) can be part of a saved "
-                          f"student; pass --leaf-module to keep its parent whole instead")
-    args = {}
-    for name in inspect.signature(cls.__init__).parameters:
-        if name in _SKIP_INIT_ARGS or not hasattr(module, name):
-            continue
-        value = getattr(module, name)
-        if name == "bias":
-            value = value is not None and value is not False
-        args[name] = _plain(value)
-    return {"type": type_name, "args": args}
-
-
-def module_from_json(data: dict[str, Any]) -> nn.Module:
-    cls = _known_layers().get(data["type"]) or getattr(nn, data["type"], None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise RecastError(f"student.json names unknown layer {data['type']!r}")
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in data["args"].items()}
-    return cls(**args)
-
-
-def _known_layers() -> dict[str, type[nn.Module]]:
-    """Layers outside torch.nn that a saved student may hold, by qualified name: a
-    fixed allow-list (nothing is imported by a name read from a file). These are the
-    channel norms the tracer keeps whole so that adapt can narrow them."""
-    from torchvision.models.convnext import LayerNorm2d
-
-    known: dict[str, type[nn.Module]] = {"torchvision.models.convnext.LayerNorm2d": LayerNorm2d}
-    try:
-        from timm.layers import norm
-    except ImportError:  # timm is optional
-        return known
-    for cls in (getattr(norm, "LayerNorm2d", None), getattr(norm, "LayerNorm", None)):
-        if isinstance(cls, type):
-            known[f"{cls.__module__}.{cls.__name__}"] = cls
-    return known
 
 
 def check_savable(student: nn.Sequential, specs: list[BlockSpec | None]) -> None:
     """Raise the save's error now, before any training, if the student could not be
     saved as data at the end."""
     architecture(student, specs)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise RecastError(f"cannot save a layer argument of type {type(value).__name__}")
 
 
 def graph_to_json(gm: fx.GraphModule) -> dict[str, Any]:

@@ -75,3 +75,15 @@ def test_a_layer_that_cannot_be_saved_is_refused_before_training(capsys, tmp_pat
                              "0.5", "--preset", "smoke", "--leaf-module", "Scale",
                              "--out", str(out)])
     assert "cannot save layer" in err and not out.exists()
+
+
+def test_timms_linear_is_saved_as_the_torch_linear_it_computes() -> None:
+    timm = pytest.importorskip("timm")
+    from recast.saved_layers import module_from_json, module_to_json
+
+    layer = timm.layers.linear.Linear(4, 3)
+    loaded = module_from_json(module_to_json(layer))
+    assert type(loaded) is torch.nn.Linear
+    loaded.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 4)
+    assert torch.equal(layer(x), loaded(x))
