@@ -86,26 +86,41 @@ def markdown(result: dict) -> str:
         "runs and what the student costs, not what the architecture can reach.", "",
         "| model | target | exit | teacher params | student params | params ratio "
         "| mults ratio | recast / kept / from scratch | teacher acc (%) | student acc (%) "
-        "| wall (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| wall (s) | commit |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in result["rows"]:
         if r["exit"] != 0:
             lines.append(f"| {r['model']} | {r['target']} {r['width']} | {r['exit']} | "
-                         f"{r['error']} | | | | | | | {r['seconds']} |")
+                         f"{r['error']} | | | | | | | {r['seconds']} | "
+                         f"{r.get('commit', result['commit'])} |")
             continue
         t, s = r["teacher"], r["student"]
         lines.append(
             f"| {r['model']} | {r['target']} {r['width']} | 0 | {t['params']:,} | "
             f"{s['params']:,} | {r['ratio']['params']}x | {r['ratio']['mults']}x | "
             f"{r['recast']} / {r['kept']} / {r['from_scratch']} | {t['accuracy']} | "
-            f"{s['accuracy']} | {r['seconds']} |")
+            f"{s['accuracy']} | {r['seconds']} | {r.get('commit', result['commit'])} |")
     ok = sum(r["exit"] == 0 for r in result["rows"])
     smaller = sum(r["exit"] == 0 and r["ratio"]["params"] > 1 and r["ratio"]["mults"] > 1
                   for r in result["rows"])
     lines += ["", f"{ok} of {len(result['rows'])} finished; {smaller} gave a student with "
               f"fewer params and fewer mults than its teacher."]
     return "\n".join(lines) + "\n"
+
+
+def _merged(old: dict, result: dict) -> dict:
+    """``result``'s rows in place of the same models' rows of ``old`` (an earlier
+    run's file); each row keeps the commit it was made with."""
+    old = json.loads(json.dumps(old))
+    for row in old["rows"]:
+        row.setdefault("commit", old["commit"])
+    new = {r["model"]: dict(r, commit=result["commit"]) for r in result["rows"]}
+    rows = [new.pop(r["model"], r) for r in old["rows"]] + list(new.values())
+    merged = dict(result, rows=rows, command=f"{old['command']}; then {result['command']}",
+                  commit=f"{old['commit']}, then {result['commit']}")
+    merged["rows_made_here"] = [r["model"] for r in result["rows"]]
+    return merged
 
 
 def main() -> None:
@@ -116,7 +131,11 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "zoo"))
+    parser.add_argument("--merge", action="store_true",
+                        help="replace these models' rows in an existing --out, keep the others")
     args = parser.parse_args()
+    previous = Path(args.out).with_suffix(".json")
+    base = json.loads(previous.read_text()) if args.merge and previous.is_file() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     result = {"command": " ".join(["python", "scripts/bench_zoo.py", *sys.argv[1:]]),
@@ -133,8 +152,9 @@ def main() -> None:
             print(f"  exit {row['exit']} in {row['seconds']} s "
                   f"{row.get('error') or row.get('ratio')}", flush=True)
             result["rows"].append(row)
-            Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1))
-            Path(args.out).with_suffix(".md").write_text(markdown(result))
+            written = _merged(base, result) if base else result
+            Path(args.out).with_suffix(".json").write_text(json.dumps(written, indent=1))
+            Path(args.out).with_suffix(".md").write_text(markdown(written))
 
 
 if __name__ == "__main__":
