@@ -3,10 +3,13 @@
 When the block before a fixed part is recast to fewer channels, the layers
 of the fixed part that first read those channels (a BN, a conv, a linear,
 possibly after pooling and flattening) are rebuilt to take the new width;
-everything else is kept.
+everything else is kept. A rebuilt layer is a resized copy of the old one, so
+a subclass keeps its own parts (timm's BatchNormAct2d its activation, a "same"
+padding or weight-standardised conv its forward); its weights start afresh.
 """
 
 import copy
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -14,11 +17,18 @@ from torch import fx, nn
 from blocks.weights import copy_bn
 
 from recast.errors import PlanError
-from recast.ops import target_name
+from recast.ops import ELEMENTWISE_ACTIVATIONS, target_name
 
-_PASS_THROUGH = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Identity,
-    nn.Dropout, nn.Flatten, nn.modules.pooling._MaxPoolNd,
+# activations that mix channels or hold one weight per channel are not elementwise
+_NOT_ELEMENTWISE = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d,
+                    nn.MultiheadAttention, nn.GLU, nn.PReLU)
+_ACTIVATIONS = tuple(
+    cls for cls in vars(nn.modules.activation).values()
+    if isinstance(cls, type) and issubclass(cls, nn.Module)
+    and cls.__module__ == nn.modules.activation.__name__
+    and not issubclass(cls, _NOT_ELEMENTWISE) and cls is not nn.Module)
+_PASS_THROUGH = _ACTIVATIONS + (
+    nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten, nn.modules.pooling._MaxPoolNd,
     nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
     nn.modules.pooling._AdaptiveMaxPoolNd,
 )
@@ -55,9 +65,9 @@ def adapt_input(
 @torch.no_grad()
 def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels: int) -> None:
     """Copy ``old``'s weights for the kept input channels into ``new``."""
-    if isinstance(old, nn.modules.batchnorm._BatchNorm):
+    if isinstance(old, nn.modules.batchnorm._NormBase):
         copy_bn(old, new, keep)
-    elif isinstance(old, nn.LayerNorm):
+    elif isinstance(old, (nn.LayerNorm, nn.GroupNorm, nn.PReLU)):
         if old.weight is not None:
             new.weight.copy_(old.weight[keep])
         if old.bias is not None:
@@ -74,8 +84,9 @@ def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels
             new.bias.copy_(old.bias)
 
 
-# norms over channels only: rebuilt for the new width, and their readers too
-_CHANNEL_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)
+# norms over channels only (and per-channel PReLUs): rebuilt for the new width,
+# and their readers too
+_CHANNEL_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 
 
 def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[str]:
@@ -91,7 +102,8 @@ def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[st
             seen.add(user)
             if user.op == "call_module":
                 layer = modules[str(user.target)]
-                if isinstance(layer, _PASS_THROUGH):
+                if isinstance(layer, _PASS_THROUGH) or (
+                        isinstance(layer, nn.PReLU) and layer.num_parameters == 1):
                     frontier.append(user)
                     continue
                 readers.append(str(user.target))
@@ -109,28 +121,54 @@ def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[st
 
 
 def _is_shape_free(node: fx.Node) -> bool:
-    return target_name(node) in {"flatten", "relu", "relu_", "adaptive_avg_pool2d", "avg_pool2d",
+    name = target_name(node)
+    return name in {"flatten", "adaptive_avg_pool2d", "avg_pool2d",
                     "max_pool2d", "dropout", "size", "getattr", "view", "reshape",
-                    "mean", "getitem", "gelu", "silu", "hardswish", "relu6"}
+                    "mean", "getitem"} or name.rstrip("_") in ELEMENTWISE_ACTIVATIONS
 
 
 def _rebuilt(layer: nn.Module, path: str, old: int, new: int) -> nn.Module:
-    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-        return type(layer)(new, layer.eps, layer.momentum, layer.affine,
-                           layer.track_running_stats)
+    if isinstance(layer, nn.modules.batchnorm._NormBase) and layer.num_features == old:
+        return _resized(layer, {"num_features": new}, {
+            "weight": (new,), "bias": (new,), "running_mean": (new,), "running_var": (new,)})
+    if isinstance(layer, nn.GroupNorm) and layer.num_channels == old \
+            and new % layer.num_groups == 0:
+        return _resized(layer, {"num_channels": new}, {"weight": (new,), "bias": (new,)})
     if isinstance(layer, nn.LayerNorm) and tuple(layer.normalized_shape) == (old,):
-        return type(layer)(new, layer.eps, layer.elementwise_affine, layer.bias is not None)
+        return _resized(layer, {"normalized_shape": (new,)}, {"weight": (new,), "bias": (new,)})
+    if isinstance(layer, nn.PReLU) and layer.num_parameters == old:
+        return _resized(layer, {"num_parameters": new}, {"weight": (new,)})
     if isinstance(layer, nn.Conv2d) and layer.groups == 1:
-        return nn.Conv2d(new, layer.out_channels, layer.kernel_size, layer.stride,
-                         layer.padding, layer.dilation, 1, layer.bias is not None,
-                         layer.padding_mode)
+        return _resized(layer, {"in_channels": new}, {
+            "weight": (layer.out_channels, new, *layer.kernel_size)})
     if isinstance(layer, nn.Linear) and layer.in_features % old == 0:
         per_channel = layer.in_features // old
-        return nn.Linear(new * per_channel, layer.out_features, layer.bias is not None)
+        return _resized(layer, {"in_features": new * per_channel}, {
+            "weight": (layer.out_features, new * per_channel)})
     raise PlanError(
         f"cannot rebuild '{path}' ({type(layer).__name__}) for {new} input "
         f"channels instead of {old}; keep the width of the block before it"
     )
+
+
+def _resized(layer: nn.Module, sizes: dict[str, Any],
+             shapes: dict[str, tuple[int, ...]]) -> nn.Module:
+    """A copy of ``layer`` (its own class, forward and submodules) with attributes
+    ``sizes`` set and tensors ``shapes`` resized, freshly initialised."""
+    new = copy.deepcopy(layer)
+    for name, value in sizes.items():
+        setattr(new, name, value)
+    for name, shape in shapes.items():
+        old = getattr(layer, name, None)
+        if not isinstance(old, torch.Tensor):
+            continue  # e.g. no bias, no running statistics
+        fresh = torch.empty(shape, dtype=old.dtype, device=old.device)
+        if isinstance(old, nn.Parameter):
+            new._parameters[name] = nn.Parameter(fresh, requires_grad=old.requires_grad)
+        else:
+            new._buffers[name] = fresh
+    new.reset_parameters()  # type: ignore[operator]
+    return new
 
 
 def _set_module(root: nn.Module, path: str, layer: nn.Module) -> None:

@@ -161,11 +161,17 @@ def _run_kind(run: list[Group], modules: dict[str, nn.Module]) -> str | None:
     if regions:
         return regions[0]
     shape = []
-    for path in (p for g in run for p in anchor_paths(g)):
-        conv = modules.get(path)
-        if isinstance(conv, nn.Conv2d):
-            depthwise = conv.groups > 1 and conv.groups == conv.in_channels
-            shape.append("dw" if depthwise else conv.kernel_size[0])
+    for group in run:  # one entry per layer: a mixed conv's chunks are one layer
+        layer = set()
+        for path in anchor_paths(group):
+            conv = modules.get(path)
+            if isinstance(conv, nn.Conv2d):
+                depthwise = conv.groups > 1 and conv.groups == conv.in_channels
+                layer.add("dw" if depthwise else conv.kernel_size[0])
+        if len(layer) > 1 and "dw" not in layer and 1 in layer:
+            return None  # a pointwise and a spatial chunk: no one kernel
+        if layer:
+            shape.append("dw" if "dw" in layer else max(layer))
     if shape in ([1, "dw", 1], ["dw", 1]):
         return "inverted_residual"
     if shape == [3, 1]:

@@ -10,10 +10,13 @@ from typing import Any
 
 from torch import fx, nn
 
-_ACTIVATIONS = {
-    "relu", "relu_", "relu6", "gelu", "silu", "hardswish", "hardsigmoid",
-    "sigmoid", "tanh", "leaky_relu", "elu", "mish", "softplus", "hardtanh",
-}
+# elementwise activations by function or method name (an in-place "_" aside)
+ELEMENTWISE_ACTIVATIONS = frozenset({
+    "relu", "relu6", "gelu", "silu", "hardswish", "hardsigmoid",
+    "sigmoid", "tanh", "leaky_relu", "elu", "selu", "celu", "mish", "softplus",
+    "hardtanh", "logsigmoid", "softsign", "tanhshrink", "rrelu",
+})
+_ACTIVATIONS = ELEMENTWISE_ACTIVATIONS | {"relu_"}
 _RESHAPES = {
     "flatten", "view", "reshape", "permute", "transpose", "contiguous",
     "size", "getattr", "getitem", "chunk", "split", "unsqueeze", "squeeze",
@@ -65,7 +68,7 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
         return "module" if next(module.parameters(), None) is not None else "other"
     name = target_name(node).lower()
     if name.startswith("conv"):
-        return "conv"
+        return "pool" if _fixed_filter(node, modules) else "conv"
     if name == "linear":
         return "linear"
     if name in _ACTIVATIONS or name.rstrip("_") in _ACTIVATIONS:
@@ -89,3 +92,16 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     if "attention" in name or name in ("matmul", "bmm", "softmax", "baddbmm", "einsum"):
         return "attention"
     return "other"
+
+
+def _fixed_filter(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A functional conv whose weight is a buffer, not a parameter: a fixed filter
+    such as an anti-aliasing blur pool (timm's BlurPool2d), so a pool, not a conv."""
+    weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+    if not isinstance(weight, fx.Node) or weight.op != "get_attr" or "" not in modules:
+        return False
+    try:
+        modules[""].get_parameter(str(weight.target))
+    except AttributeError:
+        return True  # a buffer or a plain tensor attribute: not trained
+    return False

@@ -28,10 +28,13 @@ _SHAPE_ATTRS = {"shape", "device", "dtype", "ndim", "is_cuda", "is_cpu", "layout
 _SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement", "get_device",
                   "is_floating_point", "is_complex", "element_size"}
 # User subclasses of these keep the layer's meaning (weights, kernel): trace them
-# whole, e.g. a Conv2d with "same" padding, so the walker still sees a conv.
-# layers kept whole in the graph; LayerNorm subclasses too, as ConvNeXt's LayerNorm2d
-# (a permute around F.layer_norm) would otherwise hide the channel norm from adapt
-_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.LayerNorm)
+# whole, e.g. a Conv2d with "same" padding or a weight-standardised conv, so the
+# walker still sees a conv. Norm subclasses too: ConvNeXt's LayerNorm2d (a permute
+# around F.layer_norm) or timm's BatchNormAct2d / GroupNormAct (F.batch_norm on the
+# layer's own tensors, then an activation) would otherwise leave functional calls
+# that adapt cannot rebuild for a new width; kept whole, adapt resizes the layer.
+_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.LayerNorm,
+           nn.modules.batchnorm._NormBase, nn.GroupNorm)
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 
 

@@ -18,6 +18,7 @@ from blocks.weights import is_depthwise
 from recast.classify import main_branch_convs, piece_kind
 from recast.graph import TracedModel, extract, node_shape, trace
 from recast.grouping import Group, anchor_paths, group_pieces, label_groups, owner_path
+from recast.ops import target_name
 
 RECASTABLE = ("conv", "basic", "bottleneck", "dense")
 # other blocks of feature maps, one map in and one out: sources too, though no
@@ -153,14 +154,27 @@ def _block(
         convs = main_branch_convs(group.anchor_pieces[0], traced.graph)
         block.mid_channels = node_shape(convs[0])[1]
     if kind == "inverted_residual":  # the expanded width: what its depthwise conv sees
-        block.mid_channels = next((m.out_channels for m in module.modules()
-                                   if isinstance(m, nn.Conv2d) and is_depthwise(m)), None)
+        block.mid_channels = _depthwise_width(group, traced.modules)
     if kind == "dense":
         convs = [n for p in group.anchor_pieces for n in p.nodes if p.roles[n] == "conv"]
         block.n_layers = max(1, len(convs) // 2)
         block.growth = (block.out_channels - block.in_channels) // block.n_layers
     block.params = sum(p.numel() for p in module.parameters())
     return block
+
+
+def _depthwise_width(group: Group, modules: dict[str, nn.Module]) -> int | None:
+    """The widest map a depthwise conv makes: the widest conv (MobileNetV4's extra
+    depthwise conv before the expansion sees only the input width), and all of a
+    mixed conv's chunks together (MixNet: depthwise convs of several kernels, cat)."""
+    widths = []
+    for node in (n for p in group.core for n in p.nodes if n.op == "call_module"):
+        conv = modules.get(str(node.target))
+        if isinstance(conv, nn.Conv2d) and is_depthwise(conv):
+            cats = [u for u in node.users if target_name(u) in ("cat", "concat")]
+            shape = node_shape(cats[0]) if len(cats) == 1 else node_shape(node)
+            widths.append(shape[1] if len(shape) == 4 else conv.out_channels)
+    return max(widths, default=None)
 
 
 def _block_name(group: Group, anchors: list[str], traced: TracedModel) -> str:
