@@ -26,6 +26,7 @@ from recast.errors import RecastError
 from recast.files import atomic_write_text
 from recast.plan import Plan
 from recast.progress import Progress
+from recast.result import RecastResult
 from recast.serialize import read_student, save_student
 from recast.settings import RecastConfig
 from recast.training import evaluate
@@ -169,7 +170,6 @@ def _keep(result: Any, entry: dict[str, Any], folder: Path) -> None:
 
 def _load(folder: Path, plan: Plan) -> tuple[Any, dict[str, Any]]:
     """A generation a previous attempt finished, as its RecastResult and entry."""
-    from recast.pipeline import RecastResult
 
     try:
         saved = json.loads((folder / FINISHED).read_text())

@@ -3,59 +3,26 @@ report. :func:`recast` is the Python API; the CLI adds data, teacher
 training and the run folder around it.
 """
 
-import json
-import platform
-import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torchvision
 from torch import nn
 
 from recast.checkpoint import CheckpointStore
 from recast.engine import Recaster
-from recast.files import atomic_write_text
 from recast.finetune import finetune_label
-from recast.steps import block_loss_label
 from recast.generations import check_generations, checkpoint_folder, run_generations
 from recast.plan import Plan, make_plan
-from recast.plots import write_plots, write_tensorboard
 from recast.progress import Progress
-from recast.run_report import add_steps, run_markdown, trained_report
-from recast.serialize import save_student
+from recast.result import RecastResult
+from recast.run_report import add_steps, trained_report
 from recast.settings import RecastConfig
+from recast.steps import block_loss_label
 from recast.training import evaluate, pick_device
 from recast.walker import walk
-
-
-@dataclass
-class RecastResult:
-    """The trained student, its plan, and the report that tells the truth about it."""
-
-    student: nn.Sequential
-    plan: Plan
-    report: dict[str, Any]
-    config: RecastConfig
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, folder: str | Path) -> Path:
-        """student.safetensors/.json, report.json/.md, config.json into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_student(self.student.cpu(), [s.spec for s in self.plan.steps], folder,
-                     {"input_shape": self.report["input_shape"],
-                      "num_classes": self.report.get("num_classes")})
-        self.report["plots"] = write_plots(self.report, folder)
-        self.report["tensorboard"] = write_tensorboard(self.report, folder)
-        self.report["tensorboard_live"] = any((folder / "tensorboard").glob("live*"))
-        atomic_write_text(folder / "report.json", json.dumps(self.report, indent=2))
-        atomic_write_text(folder / "report.md", run_markdown(self.report))
-        config = {"recast": self.config.to_json(), **self.extra, "environment": environment()}
-        atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
-        return folder
 
 
 def recast(
@@ -149,18 +116,3 @@ def recast_plan(plan: Plan, teacher_accuracy: float, loaders: tuple, config: Rec
     report["resumed"] = resumed  # then recast_seconds counts only the resumed part
     report["device"] = str(run_device)
     return RecastResult(student, plan, report, config)
-
-
-def environment() -> dict[str, Any]:
-    """Versions, machine and commit: what a reproduction needs."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    import recast
-
-    return {"recast": recast.__version__, "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpu_count": torch.get_num_threads(), "commit": commit}

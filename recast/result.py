@@ -1,0 +1,62 @@
+"""What a recast gives back: the trained student, its plan and its report, and how
+they are saved (the run folder's student, report and config files)."""
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from recast.files import atomic_write_text
+from recast.plan import Plan
+from recast.plots import write_plots, write_tensorboard
+from recast.run_report import run_markdown
+from recast.serialize import save_student
+from recast.settings import RecastConfig
+
+
+@dataclass
+class RecastResult:
+    """The trained student, its plan, and the report that tells the truth about it."""
+
+    student: nn.Sequential
+    plan: Plan
+    report: dict[str, Any]
+    config: RecastConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """student.safetensors/.json, report.json/.md, config.json into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_student(self.student.cpu(), [s.spec for s in self.plan.steps], folder,
+                     {"input_shape": self.report["input_shape"],
+                      "num_classes": self.report.get("num_classes")})
+        self.report["plots"] = write_plots(self.report, folder)
+        self.report["tensorboard"] = write_tensorboard(self.report, folder)
+        self.report["tensorboard_live"] = any((folder / "tensorboard").glob("live*"))
+        atomic_write_text(folder / "report.json", json.dumps(self.report, indent=2))
+        atomic_write_text(folder / "report.md", run_markdown(self.report))
+        config = {"recast": self.config.to_json(), **self.extra, "environment": environment()}
+        atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
+        return folder
+
+
+def environment() -> dict[str, Any]:
+    """Versions, machine and commit: what a reproduction needs."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    import recast
+
+    return {"recast": recast.__version__, "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "cpu_count": torch.get_num_threads(), "commit": commit}
