@@ -35,26 +35,33 @@ def main() -> None:
     report = json.loads((args.run_dir / "report.json").read_text())
     config = json.loads((args.run_dir / "config.json").read_text())
     synthetic = json.loads((args.run_dir / "synthetic.json").read_text())
-    pair = json.loads(args.labels.read_text())["pairs"][0]
-    methods = pair["methods"]
-    rows = [
-        ("recast, labelled (fast: CE fine-tune)", methods["recast:warm-ce-sgd-lr02"]),
-        ("recast, --labels none (KD on soft targets)", methods["recast:nolabels-kd-sgd-lr02"]),
-    ]
+    pair = json.loads(args.labels.read_text())["pairs"][0] if args.labels.is_file() else None
+    methods = pair["methods"] if pair else {}
+    rows = [(name, methods[key]) for name, key in (
+        ("recast, labelled (fast: CE fine-tune)", "recast:warm-ce-sgd-lr02"),
+        ("recast, --labels none (KD on soft targets)", "recast:nolabels-kd-sgd-lr02"))
+        if key in methods]
+    losses = ROOT / "benchmarks" / "losses.json"  # the same teacher file, real images, labels
+    if losses.is_file():
+        kd = json.loads(losses.read_text())["pairs"][0]["methods"].get("recast:loss-kd")
+        if kd:
+            rows.append(("recast, labelled (Hinton-KD fine-tune; benchmarks/losses.md)", kd))
     data_free = {"accuracy": report["student"]["accuracy"], "images_seen": report["images_seen"],
                  "wall_s": report["recast_seconds"]}
     result = {"command": args.command, "commit": config["environment"].get("commit"),
-              "teacher_accuracy": pair["teacher"]["accuracy"], "synthetic": synthetic,
-              "data_free": data_free, "labelled": rows[0][1], "label_free": rows[1][1],
-              "published": PUBLISHED, "labels_command": pair["command"]}
+              "teacher_accuracy": report["teacher"]["accuracy"], "synthetic": synthetic,
+              "data_free": data_free, "real_data": dict(rows), "published": PUBLISHED,
+              "labels_command": pair["command"] if pair else None}
+    env = config["environment"]
     lines = [
         "# Data-free recasting: VGG-16 (width 0.25) -> conv 0.4 on CIFAR-10", "",
         f"- data-free run: `{args.command}` (commit {result['commit']})",
-        f"- labelled and label-free runs: `{pair['command']}` (commit {pair['commit']})",
-        f"- machine: {pair['machine']}; every run shared the 2 cores with other benchmark "
-        f"runs, so wall times are rough",
-        f"- teacher: {pair['teacher']['accuracy']}% on the 10k test images (the same "
-        f"teacher file in every row)", "",
+        "- labelled and label-free runs on the same teacher: " + (
+            f"`{pair['command']}` (commit {pair['commit']})" if pair else
+            "not yet measured (benchmarks/labels.json does not exist)"),
+        f"- machine: {env['machine']}, {env['cpu_count']} threads; runs shared the 2 cores "
+        f"with other benchmark runs, so wall times are rough",
+        f"- teacher: {report['teacher']['accuracy']}% on the 10k real test images", "",
         "| training data | test accuracy (%) | training images seen | wall (s) |",
         "|---|---:|---:|---:|",
     ]
