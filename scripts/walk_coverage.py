@@ -167,6 +167,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="stop a walk after this much CPU time, a timeout "
                              f"(default: none for torchvision, {TIMM_TIME_LIMIT:g} for timm)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the models already in --json (same --zoo and --plan) "
+                             "and run only the others: a long survey killed midway goes on")
     parser.add_argument("--json", type=Path, default=None,
                         help="JSON output path (default benchmarks/walk_coverage.json, "
                              "or walk_coverage_timm.json for --zoo timm)")
@@ -441,7 +444,8 @@ def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
         f"- Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch "
         f"threads), Python {m['python']}, torch {m['torch']}, torchvision {m['torchvision']}"
         + (f", timm {m['timm']}" if "timm" in m else ""),
-        f"- Date: {report['date']}",
+        f"- Date: {report['date']}"
+        + (f" ({report['resumed']}, --resume)" if report.get("resumed") else ""),
         f"- Check: model(x) vs chain.as_module()(x) on one random (1, 3, H, W) input, "
         f"torch.allclose(rtol={RTOL:g}, atol={ATOL:g}); random weights, eval mode; " + sizes,
         "- Walk time: chain.walk_seconds, one wall-clock run per model (trace, shape "
@@ -558,6 +562,17 @@ def model_names(selection: str, zoo: str = "torchvision") -> list[str]:
     return names
 
 
+def previous_results(args: argparse.Namespace) -> tuple[dict[str, ModelResult], float]:
+    """--resume: the models of an interrupted run of the same zoo and plans, and its time."""
+    if not args.json.exists():
+        return {}, 0.0
+    old = json.loads(args.json.read_text())
+    if old.get("zoo", "torchvision") != args.zoo or old.get("plan", "") != args.plan:
+        raise SystemExit(f"--resume: {args.json} is a run of another --zoo or --plan")
+    done = {m["name"]: ModelResult(**m) for m in old.get("models", [])}
+    return done, float(old.get("summary", {}).get("total_seconds", 0.0))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = model_names(args.models, args.zoo)
@@ -574,10 +589,17 @@ def main(argv: list[str] | None = None) -> int:
         "time_limit": args.time_limit,
     }
     specs = plan_specs(args.plan)
+    done, before = previous_results(args) if args.resume else ({}, 0.0)
+    if done:
+        report["resumed"] = f"{len(done)} models kept from the interrupted run"
     results: list[ModelResult] = []
-    start = time.perf_counter()
+    start = time.perf_counter() - before
     for i, name in enumerate(names, 1):
         prefix = f"[{i}/{len(names)}] {name}"
+        if name in done:
+            results.append(done[name])
+            print(f"{prefix}: {done[name].status} (kept from the interrupted run)", flush=True)
+            continue
         if args.skip_large:
             params = count_params(name, args.zoo)
             if params > LARGE_PARAMS:

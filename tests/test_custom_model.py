@@ -54,4 +54,6 @@ def test_user_model_basic_block_can_be_recast_to_conv() -> None:
     plan = make_plan(walk(UserNet()), "conv", 0.5)
     student = plan.build_student().eval()
     assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert [s.out_channels for s in plan.recast_steps()] == [8]
+    # the basic block and, as any map-in map-out block is a source, the inception one
+    assert [(s.block.kind, s.out_channels) for s in plan.recast_steps()] == [
+        ("basic", 8), ("inception", 8)]
