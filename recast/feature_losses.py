@@ -6,13 +6,11 @@ and a test can check each on a tiny model. A map is (N, C, H, W); a vector
 output (N, D) counts as a map of one pixel where a loss needs a map.
 """
 
-from typing import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from recast.errors import RecastError
 
 
 def attention_map(x: Tensor) -> Tensor:
@@ -115,14 +113,11 @@ def rkd(student: Tensor, teacher: Tensor, distance_weight: float = 25.0,
     return distance_weight * rkd_distance(s, t) + angle_weight * rkd_angle(s, t)
 
 
-def chain_outputs(model: nn.Module, x: Tensor) -> list[Tensor]:
-    """The output of every block of a chain (an nn.Sequential whose i-th module is
-    chain block i), the last one the logits."""
-    if not isinstance(model, nn.Sequential):
-        raise RecastError("a feature distillation loss needs the student and the teacher "
-                          "as chains of blocks (nn.Sequential)")
+def block_outputs(blocks: Iterable[nn.Module], x: Tensor) -> list[Tensor]:
+    """The output of every block of a chain, run in order; the last is the logits.
+    The fine-tune's feature losses and the all-at-once block pass share it."""
     outputs = []
-    for block in model:
+    for block in blocks:
         x = block(x)
         outputs.append(x)
     return outputs

@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from recast.feature_losses import matching_channels
+from recast.feature_losses import block_outputs, matching_channels
 from recast.losses import BLOCK_LOSSES, LOSS_WEIGHTS, BlockLoss, BlockLossFn
 from recast.plan import Plan
 from recast.progress import Progress
@@ -61,11 +61,7 @@ class LocalMatch(nn.Module):
 @torch.no_grad()
 def teacher_outputs(teacher: nn.ModuleList, x: Tensor) -> list[Tensor]:
     """The teacher's activation after every block."""
-    outputs = []
-    for block in teacher:
-        x = block(x)
-        outputs.append(x)
-    return outputs
+    return block_outputs(teacher, x)
 
 
 def local_matches(teacher: nn.ModuleList, student: nn.ModuleList, kept: list[Tensor | None],

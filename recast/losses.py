@@ -18,8 +18,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recast.errors import RecastError
-from recast.feature_losses import (attention_positions, attention_transfer, chain_outputs,
-                                   cosine_distance, fsp_loss, rkd)
+from recast.feature_losses import (
+    attention_positions,
+    attention_transfer,
+    block_outputs,
+    cosine_distance,
+    fsp_loss,
+    rkd,
+)
 
 # the weights of the feature terms, by their setting's name, at the papers' values:
 # AT's beta (normalised maps), RKD's distance and angle weights
@@ -107,8 +113,8 @@ class LogitLoss:
 
             def with_features(x: Tensor, y: Tensor) -> Tensor:
                 with torch.no_grad():
-                    expected = chain_outputs(teacher, x)
-                outputs = chain_outputs(student, x)
+                    expected = block_outputs(teacher, x)
+                outputs = block_outputs(student, x)
                 return combine(outputs[-1], expected[-1], y if labels else None) + \
                     term(outputs, expected)
 
