@@ -8,7 +8,7 @@ import torch
 from blocks import BlockSpec
 from recast.adapt import adapt_input
 from recast.errors import PlanError
-from recast.walker import Block, BlockChain
+from recast.walker import Block
 
 
 def map_misfit(block: Block, target_shape: tuple[int, ...]) -> str | None:
@@ -25,18 +25,20 @@ def map_misfit(block: Block, target_shape: tuple[int, ...]) -> str | None:
             f"pooling rounds differently)")
 
 
-def fit_next(chain: BlockChain, block: Block, spec: BlockSpec) -> tuple[BlockSpec, str | None]:
-    """``spec``, or ``spec`` at the teacher's output width when the fixed part after
-    ``block`` cannot be rebuilt to read a narrower input (an attention block's permute,
-    a functional op): only the target's inside is narrowed then, and the note says so."""
-    following = chain.blocks[block.index + 1] if block.index + 1 < len(chain.blocks) else None
-    if following is None or following.recastable or spec.out_channels == block.out_channels:
-        return spec, None
+def unreadable(block: Block, channels: int) -> str | None:
+    """Why fixed ``block`` cannot be rebuilt to read ``channels`` input channels (an
+    attention block's permute, a functional op), or None if it can."""
     try:
-        adapt_input(following.module, following.in_shape, spec.out_channels)
+        adapt_input(block.module, block.in_shape, channels)
     except PlanError as exc:
-        reason = str(exc).split(";")[0]
-        return replace(spec, out_channels=block.out_channels), (
-            f"output kept at the teacher's {block.out_channels} channels (only the inside "
-            f"narrowed) since {following.name} ({following.kind}) cannot read fewer: {reason}")
-    return spec, None
+        return str(exc).split(";")[0]
+    return None
+
+
+def keep_output_width(spec: BlockSpec, block: Block, following: Block,
+                      reason: str) -> tuple[BlockSpec, str]:
+    """``spec`` at the teacher's output width, only its inside narrowed, and the note
+    that says why: ``following`` cannot read fewer channels."""
+    return replace(spec, out_channels=block.out_channels), (
+        f"output kept at the teacher's {block.out_channels} channels (only the inside "
+        f"narrowed) since {following.name} ({following.kind}) cannot read fewer: {reason}")

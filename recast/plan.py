@@ -28,7 +28,7 @@ from recast.adapt import adapt_input
 from recast.budget import search_ratio
 from recast.counting import Size, module_size, spec_size
 from recast.errors import PlanError
-from recast.fit import fit_next, map_misfit
+from recast.fit import keep_output_width, map_misfit, unreadable
 from recast.walker import Block, BlockChain
 from recast.widths import ratios, target_spec
 
@@ -158,53 +158,77 @@ def make_plan(
 
 
 class _Planner:
-    """Plans the steps for given ratios; kept blocks are cached across bisections."""
+    """Plans the steps for given ratios. What does not depend on the ratio (kept
+    blocks, whether a fixed part reads a width) is cached across the bisections of
+    a budget."""
 
     def __init__(self, chain: BlockChain, target: str, allow_bigger: bool,
                  sizes: list[Size], multiple: int | None) -> None:
         self.chain, self.target, self.allow_bigger = chain, target, allow_bigger
         self.sizes, self.multiple = sizes, multiple
-        self.cache: dict[tuple[int, int], Step] = {}
+        self.kept: dict[tuple[int, int], Step] = {}
+        self.unreadable: dict[tuple[int, int], str | None] = {}
 
-    def steps(self, ratio_of: dict[int, float], multiple: int | None | bool = True) -> list[Step]:
-        """One step per block; ``multiple=None`` plans without channel rounding."""
-        multiple = self.multiple if multiple is True else multiple
+    def steps(self, ratio_of: dict[int, float], rounded: bool = True) -> list[Step]:
+        """One step per block; ``rounded=False`` plans without channel rounding."""
+        multiple = self.multiple if rounded else None
         steps: list[Step] = []
         channels = self.chain.input_shape[1]
         for block in self.chain.blocks:
-            reason = None
-            if block.index in ratio_of:
-                spec = target_spec(block, self.target, ratio_of[block.index], channels,
-                                   multiple)
-                spec, note = fit_next(self.chain, block, spec)
-                params, mults, shape = spec_size(spec, (1, channels, *block.in_shape[2:]))
-                teacher = self.sizes[block.index]
-                more = [f"{k} {a:,} > {b:,}" for k, a, b in
-                        (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
-                misfit = map_misfit(block, shape)
-                if misfit:
-                    reason = misfit
-                elif self.allow_bigger or not more:
-                    steps.append(Step(block, spec, channels, spec.out_channels,
-                                      params=params, mults=mults, note=note))
-                    channels = spec.out_channels
-                    continue
-                else:
-                    reason = f"{self.target} target would be bigger ({', '.join(more)})"
-            key = (block.index, channels)
-            if key not in self.cache:
-                self.cache[key] = _kept(block, channels, self.sizes[block.index])
-            step = self.cache[key]
-            if reason is not None:
-                step = Step(step.block, step.spec, step.in_channels, step.out_channels,
-                            reason + (step.kept_reason or ""), step.params, step.mults)
+            step, reason = (self._recast(block, channels, ratio_of[block.index], multiple)
+                            if block.index in ratio_of else (None, None))
+            if step is None:
+                step = self._kept(block, channels, reason)
             steps.append(step)
             channels = step.out_channels
         return steps
 
+    def _recast(self, block: Block, channels: int, ratio: float,
+                multiple: int | None) -> tuple[Step | None, str | None]:
+        """The recast step of ``block``, or None and why the block is kept."""
+        spec = target_spec(block, self.target, ratio, channels, multiple)
+        spec, note = self._fit_next(block, spec)
+        params, mults, shape = spec_size(spec, (1, channels, *block.in_shape[2:]))
+        misfit = map_misfit(block, shape)
+        if misfit:
+            return None, misfit
+        teacher = self.sizes[block.index]
+        more = [f"{k} {a:,} > {b:,}" for k, a, b in
+                (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
+        if more and not self.allow_bigger:
+            return None, f"{self.target} target would be bigger ({', '.join(more)})"
+        return Step(block, spec, channels, spec.out_channels, params=params, mults=mults,
+                    note=note), None
+
+    def _fit_next(self, block: Block, spec: BlockSpec) -> tuple[BlockSpec, str | None]:
+        """``spec``, or ``spec`` at the teacher's output width when the fixed part after
+        ``block`` cannot be rebuilt to read a narrower input."""
+        index = block.index + 1
+        if index >= len(self.chain.blocks) or spec.out_channels == block.out_channels:
+            return spec, None
+        following = self.chain.blocks[index]
+        if following.recastable:
+            return spec, None
+        key = (index, spec.out_channels)
+        if key not in self.unreadable:
+            self.unreadable[key] = unreadable(following, spec.out_channels)
+        reason = self.unreadable[key]
+        return (spec, None) if reason is None else keep_output_width(spec, block, following,
+                                                                     reason)
+
+    def _kept(self, block: Block, channels: int, reason: str | None) -> Step:
+        key = (block.index, channels)
+        if key not in self.kept:
+            self.kept[key] = _kept(block, channels, self.sizes[block.index])
+        step = self.kept[key]
+        if reason is None:
+            return step
+        return Step(step.block, step.spec, step.in_channels, step.out_channels,
+                    reason + (step.kept_reason or ""), step.params, step.mults)
+
     def rounding_cost(self, ratio_of: dict[int, float]) -> dict[str, Any]:
         """What the same ratios plan to without rounding, to show rounding's cost."""
-        unrounded = _totals(self.steps(ratio_of, multiple=None), self.sizes)["student"]
+        unrounded = _totals(self.steps(ratio_of, rounded=False), self.sizes)["student"]
         return {"multiple": self.multiple, "student_unrounded": unrounded}
 
 
