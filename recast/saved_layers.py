@@ -2,6 +2,7 @@
 allow-list of others (nothing is ever imported by a name read from a file)."""
 
 import inspect
+from functools import cache
 from typing import Any
 
 from torch import nn
@@ -50,10 +51,12 @@ def module_from_json(data: dict[str, Any]) -> nn.Module:
 _SAME_AS_TORCH = {"timm.layers.linear.Linear": "Linear"}
 
 
+@cache
 def _known_layers() -> dict[str, type[nn.Module]]:
     """Layers outside torch.nn that a saved student may hold, by qualified name: a
     fixed allow-list (nothing is imported by a name read from a file). These are the
-    channel norms the tracer keeps whole so that adapt can narrow them."""
+    channel norms the tracer keeps whole so that adapt can narrow them. Built once:
+    every saved layer asks, and a missing timm would be looked for each time."""
     from torchvision.models.convnext import LayerNorm2d
 
     known: dict[str, type[nn.Module]] = {"torchvision.models.convnext.LayerNorm2d": LayerNorm2d}
