@@ -27,7 +27,7 @@ from recast.files import atomic_write_text
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.result import RecastResult
-from recast.serialize import read_student, save_student
+from recast.serialize import read_student
 from recast.settings import RecastConfig
 from recast.training import evaluate
 from recast.walker import walk
@@ -158,23 +158,19 @@ def _reseed(seed: int, train_loader) -> None:
         generator.manual_seed(seed)
 
 
-def _keep(result: Any, entry: dict[str, Any], folder: Path) -> None:
-    """A finished generation into ``folder``: student, report.json, then generation.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_student(result.student.cpu(), [s.spec for s in result.plan.steps], folder,
-                 {"input_shape": result.report["input_shape"]})
-    atomic_write_text(folder / "report.json", json.dumps(result.report, indent=2))
-    atomic_write_text(folder / FINISHED, json.dumps(
-        {**entry, "config": result.config.to_json()}, indent=2))
+def _keep(result: RecastResult, entry: dict[str, Any], folder: Path) -> None:
+    """A finished generation into ``folder`` as any run saves (student, report,
+    config), then generation.json: the mark that it finished."""
+    result.save(folder)
+    atomic_write_text(folder / FINISHED, json.dumps(entry, indent=2))
 
 
 def _load(folder: Path, plan: Plan) -> tuple[Any, dict[str, Any]]:
     """A generation a previous attempt finished, as its RecastResult and entry."""
-
     try:
         saved = json.loads((folder / FINISHED).read_text())
         report = json.loads((folder / "report.json").read_text())
-        config = RecastConfig(**saved.pop("config"))
+        config = RecastConfig(**json.loads((folder / "config.json").read_text())["recast"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RecastError(f"the finished generation in {folder} is damaged ({exc}); start "
                           f"again with --force") from exc
