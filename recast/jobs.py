@@ -51,7 +51,9 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
     for note in chain.notes:
         progress.log(f"recast: note: {note}")
     plan = make_plan(chain, spec.target, spec.widths, **spec.plan)
-    check_savable(plan.build_student(), [s.spec for s in plan.steps])  # not after training
+    check_savable([plan.build_block(i) if step.spec is None else step.block.tail
+                   for i, step in enumerate(plan.steps)
+                   if step.spec is None or step.block.tail is not None])  # not after training
     return plan
 
 

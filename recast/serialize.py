@@ -25,10 +25,12 @@ _FUNCTION_MODULES = {"torch", "torch.nn.functional", "operator", "math",
                      "torch._C._nn", "torch._C._VariableFunctions", "torch.functional"}
 
 
-def check_savable(student: nn.Sequential, specs: list[BlockSpec | None]) -> None:
-    """Raise the save's error now, before any training, if the student could not be
-    saved as data at the end."""
-    architecture(student, specs)
+def check_savable(fixed_parts: list[fx.GraphModule]) -> None:
+    """Raise the save's error now, before any training, if the student's fixed parts
+    (the graphs student.json holds: kept blocks, targets' tails) could not be saved
+    as data at the end. Target blocks are specs and always can."""
+    for graph in fixed_parts:
+        graph_to_json(graph)
 
 
 def graph_to_json(gm: fx.GraphModule) -> dict[str, Any]:
