@@ -202,6 +202,8 @@ def notes(report: dict[str, Any]) -> list[str]:
     cells = [c for r in report["results"] for rows in r["latency"].values()
              for e in ENGINES for c in rows[e].values()]
     noisy = sum(c["spread"] > NOISY for c in cells)
+    cores = report["machine"]["cpu_count"]
+    quiet = max(report["load_before"], report["load_after"]) < cores / 2
     more = [t for t in report["threads"] if t > 1]
     if more and 1 in report["threads"]:
         pairs = [(r["latency"]["threads1"][e][b][k], r["latency"][f"threads{t}"][e][b][k])
@@ -212,19 +214,24 @@ def notes(report: dict[str, Any]) -> list[str]:
                            for k in ("teacher_ms", "student_ms")
                            if r["latency"][f"threads{t}"]["eager"][f"batch{b}"][k]
                            > r["latency"]["threads1"]["eager"][f"batch{b}"][k])
+        cause = ("on a machine this loaded a second thread mostly measures contention "
+                 "(likely a thread that loses its core stalls the other at each op's "
+                 "barrier), so the multi-thread speed-ups say more about the load than "
+                 "about the students; read the 1-thread rows" if not quiet else
+                 "the machine was quiet, so where a second thread does not help it is the "
+                 "model: these CIFAR-sized layers are too small to split across threads")
         out.append(f"- With {', '.join(map(str, more))} threads, {len(slower)} of {len(pairs)} "
                    f"latencies were slower than with 1 thread ({eager_slower} of "
                    f"{len(report['results']) * len(more) * len(BATCHES) * 2} in eager PyTorch, "
-                   f"up to {max((m / o for o, m in slower), default=1):.0f}x): on a machine "
-                   f"this loaded a second thread mostly measures contention (likely a thread "
-                   f"that loses its core stalls the other at each op's barrier), so the "
-                   f"multi-thread speed-ups say more about the load than about the students; "
-                   f"read the 1-thread rows.")
+                   f"up to {max((m / o for o, m in slower), default=1):.0f}x): {cause}.")
     out += [
-        f"- {noisy} of {len(cells)} speed-ups are marked * (unstable rounds). The machine "
-        f"is shared with other engineers' training, test and benchmark runs (load average "
-        f"above, on {report['machine']['cpu_count']} cores), so all numbers are latencies "
-        f"under load; rerun on a quiet machine before quoting any single one.",
+        f"- {noisy} of {len(cells)} speed-ups are marked * (unstable rounds). " + (
+            f"The machine was quiet (load average above, on {cores} cores), so the "
+            f"unmarked numbers can be quoted; marked ones vary from run to run."
+            if quiet else
+            f"The machine was shared with other training, test and benchmark runs (load "
+            f"average above, on {cores} cores), so all numbers are latencies under load; "
+            f"rerun on a quiet machine before quoting any single one."),
         "- Mults are a proxy: they leave out per-layer dispatch, memory traffic, BN, ReLU, "
         "pooling and residual adds, and the lower efficiency of convs with few channels, so "
         "a speed-up can fall short of the mults ratio (narrow students) or exceed it (a "
