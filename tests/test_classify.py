@@ -22,6 +22,10 @@ def test_resnet83_is_27_bottlenecks() -> None:
     assert _kinds(build_model("resnet83", width=0.5))["bottleneck"] == 27
 
 
+def test_resnet29_is_9_bottlenecks_after_a_stem() -> None:
+    assert _kinds(build_model("resnet29", width=0.5)) == {"stem": 1, "bottleneck": 9, "head": 1}
+
+
 def test_wrn_blocks_are_basic() -> None:
     assert _kinds(build_model("wrn_16_4", width=0.5))["basic"] == 6
 

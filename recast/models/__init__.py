@@ -40,6 +40,7 @@ CIFAR_MODELS: dict[str, ModelBuilder] = {
     "resnet44": resnet.resnet44,
     "resnet56": resnet.resnet56,
     "resnet110": resnet.resnet110,
+    "resnet29": resnet.resnet29,
     "resnet83": resnet.resnet83,
     "resnet164": resnet.resnet164,
     "wrn_16_4": wrn.wrn_16_4,

@@ -174,6 +174,12 @@ def resnet110(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0
     return cifar_resnet(110, num_classes=num_classes, in_channels=in_channels, width=width)
 
 
+def resnet29(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarResNet:
+    """Bottleneck ResNet-29 (3 per stage): a CPU-scale bottleneck -> conv teacher."""
+    return cifar_resnet(29, bottleneck=True, num_classes=num_classes,
+                        in_channels=in_channels, width=width)
+
+
 def resnet83(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarResNet:
     """Bottleneck ResNet-83 (9 per stage), the paper's bottleneck -> conv teacher."""
     return cifar_resnet(83, bottleneck=True, num_classes=num_classes,
