@@ -11,8 +11,8 @@ is not used (the block is kept, and its step says why) unless
 ``allow_bigger``. A kept block keeps the teacher's output width; when the block
 before it was narrowed, its input layers are rebuilt (as a fixed part's are)
 or, where its own graph cannot be (a residual add on its input), it becomes a
-fresh block of its own kind reading the narrower input (the paper's rule for
-the block after a recast one). A budget picks, by bisection, the one width
+fresh block reading the narrower input: of its own kind (the paper's rule for
+the block after a recast one), or a cheaper kind where that would be bigger. A budget picks, by bisection, the one width
 ratio whose student meets a params or mults ratio against the teacher.
 """
 
@@ -23,12 +23,13 @@ from typing import Any
 
 from torch import nn
 
-from blocks import BLOCK_KINDS, BlockSpec, block_kind
+from blocks import BLOCK_KINDS, BlockSpec
 from recast.adapt import adapt_input
 from recast.budget import search_ratio
 from recast.counting import Size, module_size, spec_size
 from recast.errors import PlanError
 from recast.fit import keep_output_width, map_misfit, unreadable
+from recast.rebuild import smallest_fitting
 from recast.walker import Block, BlockChain
 from recast.widths import ratios, target_spec
 
@@ -246,11 +247,12 @@ def _kept(block: Block, channels: int, teacher: Size) -> Step:
     except PlanError:
         if not block.recastable:
             raise
-        spec = rebuild_spec(block, channels)
-        params, mults, _ = spec_size(spec, (1, channels, *block.in_shape[2:]))
-        return Step(block, spec, channels, spec.out_channels,
-                    f"; rebuilt as a fresh {spec.kind} block reading {channels} channels",
-                    params, mults)
+        rebuilt = smallest_fitting(block, channels, teacher)
+        instead = f" (a fresh {rebuilt.instead_of} block would be bigger than the " \
+                  f"teacher's)" if rebuilt.instead_of else ""
+        return Step(block, rebuilt.spec, channels, rebuilt.spec.out_channels,
+                    f"; rebuilt as a fresh {rebuilt.spec.kind} block reading {channels} "
+                    f"channels{instead}", rebuilt.params, rebuilt.mults)
     params, mults, shape = module_size(module, (1, channels, *block.in_shape[2:]))
     return Step(block, None, channels, shape[1] if len(shape) > 1 else 0,
                 params=params, mults=mults)
@@ -259,14 +261,6 @@ def _kept(block: Block, channels: int, teacher: Size) -> Step:
 def with_tail(module: nn.Module, block: Block) -> nn.Module:
     """``module`` followed by a copy of ``block``'s tail (its pooling), if it has one."""
     return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
-
-
-def rebuild_spec(block: Block, in_channels: int) -> BlockSpec:
-    """A fresh block standing in for ``block`` on a new input width: its own kind,
-    else an mbconv for an inverted residual, else a conv block."""
-    kind = block.kind if block.kind in BLOCK_KINDS else \
-        "mbconv" if block.kind == "inverted_residual" else "conv"
-    return block_kind(kind).rebuild(block, in_channels)
 
 
 def _budgeted(planner: "_Planner", sources: list[Block], measure: str,

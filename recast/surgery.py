@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
-from recast.plan import Plan, rebuild_spec, with_tail
+from recast.plan import Plan, with_tail
+from recast.rebuild import rebuild_spec
 from recast.warmstart import warm_start
 
 

@@ -22,7 +22,7 @@ from recast.ops import target_name
 
 RECASTABLE = ("conv", "basic", "bottleneck", "dense")
 # other blocks of feature maps, one map in and one out: sources too, though no
-# kind of their own rebuilds them (plan.rebuild_spec stands in for one). A target
+# kind of their own rebuilds them (rebuild.rebuild_spec stands in for one). A target
 # only needs the block's input width, stride and output width, not its insides.
 MAP_BLOCKS = ("inverted_residual", "fused_inverted_residual", "convnext", "inception",
               "shuffle", "residual")

@@ -5,8 +5,8 @@ from torch import nn
 
 from blocks import ConvBlock
 from recast.models import build_model
-from recast.plan import make_plan
-from recast.plan import rebuild_spec, with_tail
+from recast.plan import make_plan, with_tail
+from recast.rebuild import rebuild_spec
 from recast.surgery import StudentSurgery
 from recast.walker import walk
 
