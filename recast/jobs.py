@@ -120,7 +120,8 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
                     config=spec.config, device=spec.device, progress=progress,
                     teacher_accuracy=accuracy, checkpoints=out / "checkpoint",
                     leaf_modules=spec.model.leaf_modules, plan_options=spec.plan,
-                    generations=spec.generations, generations_dir=out / "generations")
+                    generations=spec.generations, generations_dir=out / "generations",
+                    plan=plan)
     _describe(result, spec, data, info)
     if (out / "synthetic.json").is_file():  # --data synthetic: what the transfer set cost
         result.report["synthetic"] = json.loads((out / "synthetic.json").read_text())

@@ -42,6 +42,7 @@ def recast(
     plan_options: dict[str, Any] | None = None,
     generations: int = 1,
     generations_dir: str | Path | None = None,
+    plan: Plan | None = None,
 ) -> RecastResult:
     """Recast ``teacher`` into a student of ``target`` blocks at ``width``.
 
@@ -58,6 +59,11 @@ def recast(
     in all; the report's ``generations`` lists each one's accuracy. A
     ``generations_dir`` keeps each finished generation (``DIR/G/``) and reuses it
     when the run is resumed (see :mod:`recast.generations`).
+
+    ``plan``: one already made from this teacher's walk (the CLI plans before
+    training the teacher, so a bad plan fails first), used instead of walking
+    again; its blocks are the teacher's own modules, so they hold its weights as
+    they are now.
     """
     generations = check_generations(generations)
     config = config or RecastConfig()
@@ -69,8 +75,9 @@ def recast(
         input_shape = (1, *images.shape[1:])
     started = time.perf_counter()
     teacher = teacher.cpu().eval()
-    chain = walk(teacher, tuple(input_shape), leaf_modules=leaf_modules)
-    plan = make_plan(chain, target, width, **(plan_options or {}))
+    if plan is None:
+        chain = walk(teacher, tuple(input_shape), leaf_modules=leaf_modules)
+        plan = make_plan(chain, target, width, **(plan_options or {}))
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     loaders = (train_loader, test_loader)

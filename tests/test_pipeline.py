@@ -84,3 +84,25 @@ def test_same_seed_gives_same_student(vgg_teacher, loaders) -> None:
                                test_loader=loaders[1], config=config)
         outs.append(result.student.state_dict())
     assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
+
+
+def test_a_plan_made_before_the_weights_were_loaded_sees_them(vgg_teacher, loaders) -> None:
+    """The CLI plans before it trains or loads the teacher (a bad plan fails first)
+    and hands that plan to recast: its blocks must be the teacher's own modules."""
+    from recast.models import build_model
+    from recast.plan import make_plan
+    from recast.walker import walk
+
+    fresh = build_model("vgg11", width=0.25).eval()
+    plan = make_plan(walk(fresh), "conv", 0.5)
+    fresh.load_state_dict(vgg_teacher.state_dict())  # in place, as load_teacher does
+    images = next(iter(loaders[1]))[0][:8]
+    with torch.no_grad():
+        assert torch.allclose(plan.chain.as_module()(images), vgg_teacher.eval()(images),
+                              atol=1e-5)
+    short = RecastConfig(epochs_per_block=0.1, finetune_epochs=0.1, batch_size=64)
+    result = recast.recast(fresh, "conv", 0.5, train_loader=loaders[0],
+                           test_loader=loaders[1], config=short, plan=plan)
+    assert result.plan is plan
+    assert result.report["teacher"]["accuracy"] == pytest.approx(
+        evaluate(vgg_teacher, loaders[1], torch.device("cpu")), abs=0.01)
