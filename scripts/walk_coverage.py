@@ -16,7 +16,7 @@ params and mults against the teacher's, and how many blocks it recasts or keeps;
 several comma-separated plans give one set of columns each.
 
 ``--zoo timm`` (``pip install recast[timm]``) runs the fixed sample
-:data:`TIMM_SAMPLE` instead: the smallest variant of each timm CNN family
+TIMM_SAMPLE (scripts/timm_sample.py) instead: the smallest variant of each timm CNN family
 (plus a few hybrids and one transformer, LeViT, whose blocks are named and
 kept), built with ``timm.create_model(name, pretrained=False, num_classes=10)``
 at the input size of its ``pretrained_cfg`` and never downloaded. Its reports
@@ -28,17 +28,13 @@ stopped and counted as a timeout.
 import argparse
 import datetime
 import gc
-import json
-import os
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -50,104 +46,14 @@ from recast.errors import WalkError
 from recast.plan import make_plan
 from recast.walker import walk
 
-ROOT = Path(__file__).resolve().parent.parent
-INPUT_SIZES = {"inception_v3": 299}  # every other model takes 224x224
-DEFAULT_SIZE = 224
+# scripts/ is on the path when this file runs
+from coverage_report import (ATOL, DEFAULT_SIZE, INPUT_SIZES, ROOT, RTOL, ModelResult,
+                             commit, fmt_diff, fmt_seconds, machine, plan_specs,
+                             previous_results, summarize, summary_line, write_outputs)
+from timm_sample import TIMM_SAMPLE
+
 LARGE_PARAMS = 300_000_000
-RTOL = ATOL = 1e-5
-STATUSES = ("ok", "unclassified", "inexact", "error", "timeout", "skipped")
 TIMM_TIME_LIMIT = 60.0  # seconds of walking before a timm model counts as a timeout
-
-# The timm sample: (family, model) with the smallest variant of each CNN family
-# timm 1.0 ships, a second variant where a family has a distinct block design
-# (SE, blur, GroupNorm, TF "same" padding, ...), a few conv/attention hybrids,
-# and LeViT, a transformer whose blocks are expected to be named and kept.
-# Fixed so figures compare across commits; models are never downloaded.
-TIMM_SAMPLE: tuple[tuple[str, str], ...] = (
-    ("resnet", "resnet18"), ("resnet", "resnet10t"), ("resnet", "resnet26d"),
-    ("resnet", "resnetblur18"), ("resnet", "resnetaa34d"), ("resnet", "resnet50_gn"),
-    ("resnetv2", "resnetv2_18"), ("resnetv2", "resnetv2_50x1_bit"),
-    ("resnext", "resnext50_32x4d"),
-    ("seresnet", "seresnet18"), ("seresnet", "seresnext26t_32x4d"),
-    ("ecaresnet", "ecaresnet26t"),
-    ("skresnet", "skresnet18"),
-    ("res2net", "res2net50_14w_8s"), ("res2net", "res2next50"),
-    ("resnest", "resnest14d"),
-    ("resnetrs", "resnetrs50"),
-    ("regnet", "regnetx_002"), ("regnet", "regnety_002"), ("regnet", "regnetz_005"),
-    ("byobnet", "resnext26ts"), ("byobnet", "seresnext26ts"), ("byobnet", "gcresnet33ts"),
-    ("byobnet", "bat_resnext26ts"),
-    ("repvgg", "repvgg_a0"),
-    ("mobileone", "mobileone_s0"),
-    ("gernet", "gernet_s"),
-    ("efficientnet", "efficientnet_b0"), ("efficientnet", "efficientnet_lite0"),
-    ("efficientnet", "efficientnetv2_rw_t"), ("efficientnet", "mobilenet_edgetpu_v2_xs"),
-    ("tf_efficientnet", "tf_efficientnet_b0"), ("tf_efficientnet", "tf_efficientnet_lite0"),
-    ("tf_efficientnet", "tf_efficientnetv2_b0"),
-    ("mobilenetv1", "mobilenetv1_100"),
-    ("mobilenetv2", "mobilenetv2_035"),
-    ("mobilenetv3", "mobilenetv3_small_050"),
-    ("mobilenetv3", "tf_mobilenetv3_small_minimal_100"),
-    ("mobilenetv4", "mobilenetv4_conv_small_035"), ("mobilenetv4", "mobilenetv4_conv_small"),
-    ("mnasnet", "mnasnet_small"), ("mnasnet", "semnasnet_050"), ("mnasnet", "spnasnet_100"),
-    ("fbnet", "fbnetc_100"), ("fbnet", "fbnetv3_b"),
-    ("mixnet", "mixnet_s"), ("mixnet", "tf_mixnet_s"),
-    ("hardcorenas", "hardcorenas_a"),
-    ("lcnet", "lcnet_035"),
-    ("tinynet", "tinynet_e"),
-    ("ghostnet", "ghostnet_050"), ("ghostnet", "ghostnetv2_100"), ("ghostnet", "ghostnetv3_050"),
-    ("repghostnet", "repghostnet_050"),
-    ("hrnet", "hrnet_w18_small"),
-    ("densenet", "densenet121"), ("densenet", "densenetblur121d"),
-    ("dla", "dla34"), ("dla", "dla46_c"), ("dla", "dla46x_c"),
-    ("dpn", "dpn48b"),
-    ("vgg", "vgg11"), ("vgg", "vgg11_bn"),
-    ("convnext", "convnext_atto"), ("convnext", "convnext_femto"),
-    ("convnextv2", "convnextv2_atto"),
-    ("cspnet", "cspresnet50"), ("cspnet", "cspdarknet53"), ("cspnet", "cspresnext50"),
-    ("cspnet", "cs3darknet_focus_s"), ("cspnet", "cs3darknet_s"),
-    ("darknet", "darknet17"),
-    ("rexnet", "rexnet_100"), ("rexnet", "rexnetr_100"),
-    ("selecsls", "selecsls42b"),
-    ("tresnet", "tresnet_m"),
-    ("vovnet", "ese_vovnet19b_dw"), ("vovnet", "vovnet39a"),
-    ("inception", "inception_v3"), ("inception", "inception_v4"),
-    ("inception", "inception_resnet_v2"),
-    ("xception", "xception41"), ("xception", "legacy_xception"),
-    ("nfnet", "nf_resnet26"), ("nfnet", "nf_regnet_b0"), ("nfnet", "eca_nfnet_l0"),
-    ("nfnet", "nfnet_l0"),
-    ("hgnet", "hgnet_tiny"), ("hgnet", "hgnetv2_b0"),
-    ("fasternet", "fasternet_t0"),
-    ("repvit", "repvit_m0_9"),
-    ("starnet", "starnet_s050"),
-    ("rdnet", "rdnet_tiny"),
-    ("inception_next", "inception_next_atto"),
-    ("efficientformer", "efficientformer_l1"),  # hybrid: conv stages, attention at the end
-    ("fastvit", "fastvit_t8"),  # hybrid: RepMixer conv blocks
-    ("edgenext", "edgenext_xx_small"),  # hybrid: conv encoders and transposed attention
-    ("mobilevit", "mobilevit_xxs"),  # hybrid: inverted residuals and transformer blocks
-    ("levit", "levit_128s"),  # transformer: expected to be named and kept
-)
-
-
-@dataclass
-class ModelResult:
-    """What one model's walk gave; ``error`` is '' unless something failed."""
-
-    name: str
-    family: str = ""  # --zoo timm: the model's family in TIMM_SAMPLE
-    status: str = "error"
-    input_size: int = DEFAULT_SIZE
-    params: int = 0
-    blocks: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
-    walk_seconds: float | None = None
-    check_seconds: float | None = None
-    max_abs_diff: float | None = None
-    residual_blocks: list[str] = field(default_factory=list)
-    error: str = ""
-    plan: dict[str, Any] = field(default_factory=dict)  # --plan: sizes, or its error
-    plans: dict[str, dict[str, Any]] = field(default_factory=dict)  # every --plan, by spec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -326,223 +232,6 @@ def run_model(name: str, seed: int, plan: str = "", zoo: str = "torchvision",
     return result
 
 
-def commit() -> str:
-    """The current git commit, or 'uncommitted'."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
-        return out.stdout.strip() or "uncommitted"
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
-
-
-def plan_specs(plan: str) -> list[str]:
-    """'dwconv:0.5,conv:0.5' -> ['dwconv:0.5', 'conv:0.5']."""
-    return [p.strip() for p in plan.split(",") if p.strip()]
-
-
-def machine(zoo: str = "torchvision") -> dict[str, Any]:
-    """Where the survey ran."""
-    extra = {}
-    if zoo == "timm":
-        import timm
-
-        extra["timm"] = timm.__version__
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        **extra,
-    }
-
-
-def summarize(results: list[ModelResult], seconds: float,
-              plans: list[str] | None = None) -> dict[str, Any]:
-    """Counts per status, exact walks, and per plan how many planned and how many
-    planned a smaller student (params and mults both below the teacher's);
-    percentages are over the models that were run."""
-    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
-    run = len(results) - counts["skipped"]
-
-    def percent(n: int) -> float:
-        return round(100.0 * n / run, 1) if run else 0.0
-
-    exact = sum(r.status in ("ok", "unclassified") for r in results)
-    summary: dict[str, Any] = {
-        "models": run,
-        **counts,
-        "percent_ok": percent(counts["ok"]),
-        "exact": exact,
-        "percent_exact": percent(exact),
-        "families": len({r.family for r in results if r.family and r.status != "skipped"}),
-        "total_seconds": round(seconds, 1),
-    }
-    if plans:
-        summary["plans"] = {}
-        for spec in plans:
-            sizes = [r.plans.get(spec, {}) for r in results]
-            planned = sum(bool(p) and "error" not in p for p in sizes)
-            fewer = sum(smaller(p) for p in sizes)
-            summary["plans"][spec] = {"planned": planned, "percent_planned": percent(planned),
-                                      "smaller": fewer, "percent_smaller": percent(fewer)}
-    return summary
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    """The headline sentence of the report."""
-    return (f"{summary['ok']} of {summary['models']} models ({summary['percent_ok']}%) "
-            "split into an exact chain with every residual/dense block classified")
-
-
-def summary_counts(summary: dict[str, Any]) -> list[str]:
-    """Walks exactly / plans / plans smaller, one line each."""
-    n = summary["models"]
-    lines = [(f"- Walks exactly: {summary.get('exact', summary['ok'])} of {n} "
-              f"({summary.get('percent_exact', summary['percent_ok'])}%)")]
-    for spec, got in summary.get("plans", {}).items():
-        lines.append(f"- Plans `{spec}`: {got['planned']} of {n} ({got['percent_planned']}%); "
-                     f"plans smaller (params and mults both below the teacher's): "
-                     f"{got['smaller']} of {n} ({got['percent_smaller']}%)")
-    return lines
-
-
-def fmt_seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def fmt_diff(value: float | None) -> str:
-    return "" if value is None else f"{value:.2e}"
-
-
-def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
-    """The Markdown report: header, summary, table, failures."""
-    m = report["machine"]
-    s = report["summary"]
-    timm_zoo = report.get("zoo") == "timm"
-    specs = plan_specs(report.get("plan") or "")
-    if timm_zoo:
-        families: dict[str, int] = {}
-        for r in results:
-            families[r.family] = families.get(r.family, 0) + 1
-        other = [f"{r.name} {r.input_size}" for r in results if r.input_size != DEFAULT_SIZE]
-        sizes = (f"H = W = the model's pretrained_cfg input size: {DEFAULT_SIZE}"
-                 + (" except " + ", ".join(other) if other else ""))
-    else:
-        sizes = f"H = W = {DEFAULT_SIZE} except " + ", ".join(
-            f"{k} {v}" for k, v in INPUT_SIZES.items())
-    lines = [
-        (f"# Walker coverage of {'a timm sample of' if timm_zoo else 'torchvision'} "
-         "classifiers"),
-        "",
-        f"Command: `{report['command']}`",
-        "",
-        f"- Commit: `{report['commit']}`",
-        f"- Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch "
-        f"threads), Python {m['python']}, torch {m['torch']}, torchvision {m['torchvision']}"
-        + (f", timm {m['timm']}" if "timm" in m else ""),
-        f"- Date: {report['date']}"
-        + (f" ({report['resumed']}, --resume)" if report.get("resumed") else ""),
-        f"- Check: model(x) vs chain.as_module()(x) on one random (1, 3, H, W) input, "
-        f"torch.allclose(rtol={RTOL:g}, atol={ATOL:g}); random weights, eval mode; " + sizes,
-        "- Walk time: chain.walk_seconds, one wall-clock run per model (trace, shape "
-        "propagation, grouping); noisy on a shared machine",
-    ]
-    if timm_zoo:
-        lines += [
-            f"- Sample: {len(results)} models from {len(families)} families, the fixed "
-            "TIMM_SAMPLE of scripts/walk_coverage.py (smallest variant of each family, "
-            "`timm.create_model(name, pretrained=False, num_classes=10)`, never "
-            "downloaded): " + ", ".join(f"{k} {v}" for k, v in families.items()),
-            (f"- Time limit: a walk taking more than {report.get('time_limit') or 0:g} s of "
-             "CPU time is stopped and counted as a timeout"),
-        ]
-    lines += [
-        "",
-        f"**{summary_line(s)}.**",
-        "",
-        *summary_counts(s),
-        "",
-        "Statuses: " + ", ".join(f"{k} {s[k]}" for k in STATUSES if s[k] or k == "ok")
-        + f"; total time {s['total_seconds']} s.",
-        "",
-        "| model | status | blocks | blocks by kind | walk time (s) | max abs diff |"
-        + "".join(f" {spec}: params | mults | recast / kept |" for spec in specs),
-        "|---|---|---:|---|---:|---:|" + "---:|---:|---:|" * len(specs),
-    ]
-    for r in results:
-        kinds = ", ".join(f"{k} {v}" for k, v in r.kinds.items())
-        lines.append(f"| {r.name} | {r.status} | {r.blocks or ''} | {kinds} | "
-                     f"{fmt_seconds(r.walk_seconds)} | {fmt_diff(r.max_abs_diff)} |"
-                     + "".join(fmt_plan(model_plan(r, spec)) for spec in specs))
-    for spec in specs:
-        kind, _, width = spec.partition(":")
-        lines += ["", (f"Plan columns {spec}: `make_plan(chain, {kind!r}, {width or 1.0})` "
-                       "sizes as student/teacher ratios (params, mults); blocks whose target "
-                       "would be bigger are kept. A plan error is shown in the params column.")]
-    failures = [r for r in results if r.status != "ok"]
-    lines += ["", "## Not ok", ""]
-    if not failures:
-        lines.append("None.")
-    for r in failures:
-        message = r.error.replace("`", "'")
-        lines.append(f"- **{r.name}** ({r.status}): {message}")
-    for spec in specs:
-        planned = [(r.name, model_plan(r, spec)) for r in results
-                   if r.status in ("ok", "unclassified")]
-        misses = [(n, p) for n, p in planned if "error" in p or not smaller(p)]
-        if misses:
-            lines += ["", f"## Not planned smaller with {spec}", ""]
-        for n, p in misses:
-            lines.append(f"- **{n}**: " + (p["error"].replace("`", "'") if "error" in p else
-                         f"params {p['params_ratio']:.3f}, mults {p['mults_ratio']:.3f} "
-                         "of the teacher's"))
-    return "\n".join(lines) + "\n"
-
-
-def model_plan(result: ModelResult, spec: str) -> dict[str, Any]:
-    """One model's sizes (or error) for the plan ``spec``; {} if not planned."""
-    if spec in result.plans:
-        return result.plans[spec]
-    return result.plan  # a report from before several plans: its one plan
-
-
-def smaller(plan: dict[str, Any]) -> bool:
-    """Whether a plan's student has fewer params and fewer mults than the teacher."""
-    return bool(plan) and "error" not in plan and plan["params_ratio"] < 1 \
-        and plan["mults_ratio"] < 1
-
-
-def fmt_plan(plan: dict[str, Any]) -> str:
-    """The plan columns of one row."""
-    if not plan:
-        return " | | |"
-    if "error" in plan:
-        return f" {plan['error'].replace('|', '/')[:80]} | | |"
-    return (f" {human(plan['params'])} ({plan['params_ratio']:.3f}) | {human(plan['mults'])} "
-            f"({plan['mults_ratio']:.3f}) | {plan['recast']} / {plan['kept']} |")
-
-
-def human(n: float) -> str:
-    """14724042 -> '14.72M'."""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(int(n))
-
-
-def write_outputs(args: argparse.Namespace, report: dict[str, Any],
-                  results: list[ModelResult]) -> None:
-    """Write the JSON and Markdown reports."""
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    args.md.write_text(to_markdown(report, results))
-
-
 def model_names(selection: str, zoo: str = "torchvision") -> list[str]:
     """The requested models, or every torchvision classifier, or the timm sample."""
     if zoo == "timm":
@@ -560,17 +249,6 @@ def model_names(selection: str, zoo: str = "torchvision") -> list[str]:
     if unknown:
         raise SystemExit(f"unknown model(s): {', '.join(unknown)}")
     return names
-
-
-def previous_results(args: argparse.Namespace) -> tuple[dict[str, ModelResult], float]:
-    """--resume: the models of an interrupted run of the same zoo and plans, and its time."""
-    if not args.json.exists():
-        return {}, 0.0
-    old = json.loads(args.json.read_text())
-    if old.get("zoo", "torchvision") != args.zoo or old.get("plan", "") != args.plan:
-        raise SystemExit(f"--resume: {args.json} is a run of another --zoo or --plan")
-    done = {m["name"]: ModelResult(**m) for m in old.get("models", [])}
-    return done, float(old.get("summary", {}).get("total_seconds", 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

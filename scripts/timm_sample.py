@@ -1,0 +1,72 @@
+"""The fixed timm sample of scripts/walk_coverage.py (``--zoo timm``)."""
+
+# The timm sample: (family, model) with the smallest variant of each CNN family
+# timm 1.0 ships, a second variant where a family has a distinct block design
+# (SE, blur, GroupNorm, TF "same" padding, ...), a few conv/attention hybrids,
+# and LeViT, a transformer whose blocks are expected to be named and kept.
+# Fixed so figures compare across commits; models are never downloaded.
+TIMM_SAMPLE: tuple[tuple[str, str], ...] = (
+    ("resnet", "resnet18"), ("resnet", "resnet10t"), ("resnet", "resnet26d"),
+    ("resnet", "resnetblur18"), ("resnet", "resnetaa34d"), ("resnet", "resnet50_gn"),
+    ("resnetv2", "resnetv2_18"), ("resnetv2", "resnetv2_50x1_bit"),
+    ("resnext", "resnext50_32x4d"),
+    ("seresnet", "seresnet18"), ("seresnet", "seresnext26t_32x4d"),
+    ("ecaresnet", "ecaresnet26t"),
+    ("skresnet", "skresnet18"),
+    ("res2net", "res2net50_14w_8s"), ("res2net", "res2next50"),
+    ("resnest", "resnest14d"),
+    ("resnetrs", "resnetrs50"),
+    ("regnet", "regnetx_002"), ("regnet", "regnety_002"), ("regnet", "regnetz_005"),
+    ("byobnet", "resnext26ts"), ("byobnet", "seresnext26ts"), ("byobnet", "gcresnet33ts"),
+    ("byobnet", "bat_resnext26ts"),
+    ("repvgg", "repvgg_a0"),
+    ("mobileone", "mobileone_s0"),
+    ("gernet", "gernet_s"),
+    ("efficientnet", "efficientnet_b0"), ("efficientnet", "efficientnet_lite0"),
+    ("efficientnet", "efficientnetv2_rw_t"), ("efficientnet", "mobilenet_edgetpu_v2_xs"),
+    ("tf_efficientnet", "tf_efficientnet_b0"), ("tf_efficientnet", "tf_efficientnet_lite0"),
+    ("tf_efficientnet", "tf_efficientnetv2_b0"),
+    ("mobilenetv1", "mobilenetv1_100"),
+    ("mobilenetv2", "mobilenetv2_035"),
+    ("mobilenetv3", "mobilenetv3_small_050"),
+    ("mobilenetv3", "tf_mobilenetv3_small_minimal_100"),
+    ("mobilenetv4", "mobilenetv4_conv_small_035"), ("mobilenetv4", "mobilenetv4_conv_small"),
+    ("mnasnet", "mnasnet_small"), ("mnasnet", "semnasnet_050"), ("mnasnet", "spnasnet_100"),
+    ("fbnet", "fbnetc_100"), ("fbnet", "fbnetv3_b"),
+    ("mixnet", "mixnet_s"), ("mixnet", "tf_mixnet_s"),
+    ("hardcorenas", "hardcorenas_a"),
+    ("lcnet", "lcnet_035"),
+    ("tinynet", "tinynet_e"),
+    ("ghostnet", "ghostnet_050"), ("ghostnet", "ghostnetv2_100"), ("ghostnet", "ghostnetv3_050"),
+    ("repghostnet", "repghostnet_050"),
+    ("hrnet", "hrnet_w18_small"),
+    ("densenet", "densenet121"), ("densenet", "densenetblur121d"),
+    ("dla", "dla34"), ("dla", "dla46_c"), ("dla", "dla46x_c"),
+    ("dpn", "dpn48b"),
+    ("vgg", "vgg11"), ("vgg", "vgg11_bn"),
+    ("convnext", "convnext_atto"), ("convnext", "convnext_femto"),
+    ("convnextv2", "convnextv2_atto"),
+    ("cspnet", "cspresnet50"), ("cspnet", "cspdarknet53"), ("cspnet", "cspresnext50"),
+    ("cspnet", "cs3darknet_focus_s"), ("cspnet", "cs3darknet_s"),
+    ("darknet", "darknet17"),
+    ("rexnet", "rexnet_100"), ("rexnet", "rexnetr_100"),
+    ("selecsls", "selecsls42b"),
+    ("tresnet", "tresnet_m"),
+    ("vovnet", "ese_vovnet19b_dw"), ("vovnet", "vovnet39a"),
+    ("inception", "inception_v3"), ("inception", "inception_v4"),
+    ("inception", "inception_resnet_v2"),
+    ("xception", "xception41"), ("xception", "legacy_xception"),
+    ("nfnet", "nf_resnet26"), ("nfnet", "nf_regnet_b0"), ("nfnet", "eca_nfnet_l0"),
+    ("nfnet", "nfnet_l0"),
+    ("hgnet", "hgnet_tiny"), ("hgnet", "hgnetv2_b0"),
+    ("fasternet", "fasternet_t0"),
+    ("repvit", "repvit_m0_9"),
+    ("starnet", "starnet_s050"),
+    ("rdnet", "rdnet_tiny"),
+    ("inception_next", "inception_next_atto"),
+    ("efficientformer", "efficientformer_l1"),  # hybrid: conv stages, attention at the end
+    ("fastvit", "fastvit_t8"),  # hybrid: RepMixer conv blocks
+    ("edgenext", "edgenext_xx_small"),  # hybrid: conv encoders and transposed attention
+    ("mobilevit", "mobilevit_xxs"),  # hybrid: inverted residuals and transformer blocks
+    ("levit", "levit_128s"),  # transformer: expected to be named and kept
+)
