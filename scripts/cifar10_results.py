@@ -1,0 +1,140 @@
+"""benchmarks/cifar10.json and .md: merging runs, the per-method summary, the tables.
+
+Kept apart from scripts/bench_cifar10.py, which runs the methods, so the
+results' schema (pairs -> runs by method and seed -> summary with gap_closed)
+and the Markdown read in one place.
+"""
+
+import json
+import statistics
+from pathlib import Path
+
+
+def entry_for(results: dict, name: str) -> dict:
+    for entry in results["pairs"]:
+        if entry["name"] == name:
+            return entry
+    entry: dict = {"name": name}
+    results["pairs"].append(entry)
+    return entry
+
+
+def summarise(entry: dict, main_variant: str) -> None:
+    """methods: mean/std over seeds, the first recast variant reported as 'recast'."""
+    methods = {}
+    for key, by_seed in entry["runs"].items():
+        accs = [r["accuracy"] for r in by_seed.values()]
+        summary = {"accuracy": round(statistics.mean(accs), 2),
+                   "accuracy_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
+                   "seeds": len(accs),
+                   "images_seen": next(iter(by_seed.values()))["images"],
+                   "wall_s": round(statistics.mean(r["seconds"] for r in by_seed.values()), 1),
+                   "params": next(iter(by_seed.values())).get("params")}
+        methods[key] = summary
+        if key == f"recast:{main_variant}":
+            methods["recast"] = summary
+    # share of the scratch-to-teacher gap each method closes: (m - scratch) / (t - scratch)
+    scratch, teacher = methods.get("scratch"), entry.get("teacher", {}).get("accuracy")
+    for summary in methods.values():
+        if scratch and teacher is not None and teacher != scratch["accuracy"]:
+            summary["gap_closed"] = round((summary["accuracy"] - scratch["accuracy"])
+                                          / (teacher - scratch["accuracy"]), 3)
+    entry["methods"] = methods
+
+
+def write_results(entry: dict, main_variant: str, out: Path) -> None:
+    """Merge this pair's runs into the file under a lock: runs may go in parallel."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out.with_suffix(".json")
+        results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
+        stored = entry_for(results, entry["name"])
+        runs = stored.get("runs", {})
+        for key, by_seed in entry["runs"].items():
+            runs.setdefault(key, {}).update(by_seed)
+        stored.update({k: v for k, v in entry.items() if k != "runs"})
+        stored["runs"] = runs
+        summarise(stored, main_variant)
+        path.write_text(json.dumps(results, indent=1))
+        out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out)))
+
+
+def plot_curves(results: dict, out: Path) -> dict[str, str]:
+    """Accuracy vs images seen, one PNG per pair (needs matplotlib: the bench extra)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    files = {}
+    for entry in results["pairs"]:
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        for key, by_seed in sorted(entry.get("runs", {}).items()):
+            curve = next(iter(by_seed.values())).get("curve", [])
+            axes.plot([p["images"] / 1000 for p in curve], [p["accuracy"] for p in curve],
+                      marker=".", label=key)
+        axes.axhline(entry["teacher"]["accuracy"], color="black", linestyle="--",
+                     label="teacher")
+        axes.set(xlabel="training images seen (thousands)", ylabel="test accuracy (%)",
+                 title=f"{entry['name']}: accuracy vs images seen (seed 0)", ylim=(40, None))
+        axes.legend(fontsize=8)
+        path = out.with_name(f"{out.name}-{entry['name']}.png")
+        figure.savefig(path, dpi=90, bbox_inches="tight")
+        plt.close(figure)
+        files[entry["name"]] = path.name
+    return files
+
+
+def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
+    lines = ["# CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget", "",
+             "Accuracies on the 10k test images of ../shared/data/cifar10 (lossy JPEG "
+             "origin: compare methods, do not quote as standard CIFAR-10). Budget = "
+             "training images seen by the student (epochs x 50k); teacher forwards are "
+             "not counted as images but are in the wall time. Wall time: this machine, "
+             "CPU.", ""]
+    for entry in results["pairs"]:
+        t, s = entry["teacher"], entry["student"]
+        lines += [f"## {entry['name']} ({entry['kind']}){' [QUICK]' if entry.get('quick') else ''}",
+                  "", f"- command: `{entry['command']}`", f"- commit: {entry['commit']}",
+                  f"- machine: {entry['machine']}", f"- data: {entry['data']}",
+                  f"- budget: {entry['budget_epochs']} epochs of training images",
+                  f"- teacher: {t['accuracy']}%, {t['params']:,} params, {t['mults']:,} mults, "
+                  f"latency b1/b64 {t['latency_ms']['batch1']}/{t['latency_ms']['batch64']} ms",
+                  f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
+                  f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
+                  f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
+                  "| method | accuracy (%) | std | seeds | images | wall (s) | params | vs teacher "
+                  "| gap closed |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        unlike = []
+        for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
+            params = m.get("params")
+            if params and abs(params - s["params"]) > 0.05 * s["params"]:
+                unlike.append(key)
+            lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
+                         f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
+                         f"{m['wall_s']} | {f'{params:,}' if params else '-'} | "
+                         f"{m['accuracy'] - t['accuracy']:+.2f} | "
+                         f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
+        if unlike:
+            lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
+                      f"width ratio {entry['spec']['width']} gives a network of another size "
+                      f"than the recast student, so it does not compare at equal cost."]
+        lines += ["", "Accuracy vs images seen (seed 0):", ""]
+        if plots and entry["name"] in plots:
+            lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
+        for key, by_seed in entry.get("runs", {}).items():
+            run = next(iter(by_seed.values()))
+            points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
+            lines.append(f"- {key}: {points}")
+            if "pruning_ratio" in run:
+                lines.append(f"  - L1 pruning ratio (Torch-Pruning): {run['pruning_ratio']}")
+            if "step_seconds" in run:
+                lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
+                lines.append(f"  - accuracy after each step (%): {run['step_accuracy']}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
