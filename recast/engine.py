@@ -21,7 +21,7 @@ from recast.finetune import finetune
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.steps import StepRecord, recast_all_at_once, recast_step
+from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
 from recast.surgery import StudentSurgery
 from recast.training import evaluate
 from recast.warmstart import warm_student
@@ -71,6 +71,8 @@ class Recaster:
                 self._checkpoint(outcome.steps, train_loader)
             steps = []
         overall = self.progress.overall(len(steps), "recast steps") if steps else None
+        if len(outcome.steps) < len(steps):  # block steps to run: say what they minimise
+            self.progress.log(f"block steps: {block_loss_label(self.config)}")
         for number, step in enumerate(steps):
             if number < len(outcome.steps):
                 continue  # done before the resume

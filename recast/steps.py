@@ -72,8 +72,6 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     block = plan_step.block
     warm, last = surgery.install(index)
     fit: dict[str, float] = {}
-    if index == surgery.plan.recast_steps()[0].block.index:
-        progress.log(f"block steps: {block_loss_label(config)}")
     if config.solve != "none" or config.bn_recalibration:
         calibration = calibration_images(
             train_loader, max(SOLVE_IMAGES, config.bn_recalibration), device)

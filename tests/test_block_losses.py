@@ -169,6 +169,7 @@ def test_the_cli_takes_the_block_loss_and_logs_it(tmp_path, capsys) -> None:
                 "--out", str(out)]) == 0
     log = capsys.readouterr().err
     assert "block steps: FSP" in log and "fine-tune: attention transfer" in log
+    assert log.count("block steps:") == 1  # said once, before the first step
     assert "(beta 500)" in json.loads((out / "report.json").read_text())["finetune_loss"]
     config = json.loads((out / "config.json").read_text())["recast"]
     assert config["block_loss"] == "fsp" and config["at_weight"] == 500
