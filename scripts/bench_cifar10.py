@@ -127,6 +127,9 @@ def parse_args() -> argparse.Namespace:
                         help="smoke check: 2k/1k images, budget 2, teacher 3 epochs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "cifar10"),
                         help="path stem for .json and .md")
+    parser.add_argument("--title", default=None,
+                        help="the Markdown's heading (kept in the .json), e.g. for --out "
+                             "benchmarks/labels")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the .md (and plots) from the .json")
     return parser.parse_args()
@@ -238,6 +241,8 @@ def main() -> None:
         results = json.loads(path.read_text())
         for entry in results["pairs"]:
             summarise(entry, HEADLINE_VARIANT)
+        if args.title:
+            results["title"] = args.title
         path.write_text(json.dumps(results, indent=1))
         Path(args.out).with_suffix(".md").write_text(
             markdown(results, plot_curves(results, Path(args.out))))
@@ -310,7 +315,7 @@ def main() -> None:
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)
-                    write_results(entry, HEADLINE_VARIANT, out)
+                    write_results(entry, HEADLINE_VARIANT, out, args.title)
 
 
 if __name__ == "__main__":

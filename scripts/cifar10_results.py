@@ -42,8 +42,9 @@ def summarise(entry: dict, main_variant: str) -> None:
     entry["methods"] = methods
 
 
-def write_results(entry: dict, main_variant: str, out: Path) -> None:
-    """Merge this pair's runs into the file under a lock: runs may go in parallel."""
+def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
+    """Merge this pair's runs into the file under a lock: runs may go in parallel.
+    ``title`` (--title) heads the Markdown from now on."""
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +59,8 @@ def write_results(entry: dict, main_variant: str, out: Path) -> None:
         stored.update({k: v for k, v in entry.items() if k != "runs"})
         stored["runs"] = runs
         summarise(stored, main_variant)
+        if title:
+            results["title"] = title
         path.write_text(json.dumps(results, indent=1))
         out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out)))
 
@@ -89,8 +92,12 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
     return files
 
 
+TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
+
+
 def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
-    lines = ["# CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget", "",
+    """The tables; ``results["title"]`` (set with --title) heads them if present."""
+    lines = [f"# {results.get('title', TITLE)}", "",
              "Accuracies on the 10k test images of ../shared/data/cifar10 (lossy JPEG "
              "origin: compare methods, do not quote as standard CIFAR-10). Budget = "
              "training images seen by the student (epochs x 50k); teacher forwards are "
