@@ -104,8 +104,10 @@ def summarize(results: list[ModelResult], seconds: float,
             sizes = [r.plans.get(spec, {}) for r in results]
             planned = sum(bool(p) and "error" not in p for p in sizes)
             fewer = sum(smaller(p) for p in sizes)
+            ran = sum(p.get("forward") == "ok" for p in sizes)
             summary["plans"][spec] = {"planned": planned, "percent_planned": percent(planned),
-                                      "smaller": fewer, "percent_smaller": percent(fewer)}
+                                      "smaller": fewer, "percent_smaller": percent(fewer),
+                                      "ran": ran}
     return summary
 
 
@@ -122,7 +124,8 @@ def summary_counts(summary: dict[str, Any]) -> list[str]:
               f"({summary.get('percent_exact', summary['percent_ok'])}%)")]
     for spec, got in summary.get("plans", {}).items():
         lines.append(f"- Plans `{spec}`: {got['planned']} of {n} ({got['percent_planned']}%); "
-                     f"plans smaller (params and mults both below the teacher's): "
+                     f"plans smaller (params and mults both below the teacher's"
+                     f"{', the student built and run' if got.get('ran') else ''}): "
                      f"{got['smaller']} of {n} ({got['percent_smaller']}%)")
     return lines
 
@@ -199,7 +202,10 @@ def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
         kind, _, width = spec.partition(":")
         lines += ["", (f"Plan columns {spec}: `make_plan(chain, {kind!r}, {width or 1.0})` "
                        "sizes as student/teacher ratios (params, mults); blocks whose target "
-                       "would be bigger are kept. A plan error is shown in the params column.")]
+                       "would be bigger are kept. A plan error is shown in the params column. "
+                       "Where the survey built the student and ran one forward pass (output "
+                       "shape and params against the plan's), a failure shows after the "
+                       "ratios.")]
     failures = [r for r in results if r.status != "ok"]
     lines += ["", "## Not ok", ""]
     if not failures:
@@ -216,7 +222,8 @@ def to_markdown(report: dict[str, Any], results: list[ModelResult]) -> str:
         for n, p in misses:
             lines.append(f"- **{n}**: " + (p["error"].replace("`", "'") if "error" in p else
                          f"params {p['params_ratio']:.3f}, mults {p['mults_ratio']:.3f} "
-                         "of the teacher's"))
+                         "of the teacher's" + ("" if p.get("forward", "ok") == "ok" else
+                                               f"; the student failed to run: {p['forward']}")))
     return "\n".join(lines) + "\n"
 
 
@@ -228,9 +235,10 @@ def model_plan(result: ModelResult, spec: str) -> dict[str, Any]:
 
 
 def smaller(plan: dict[str, Any]) -> bool:
-    """Whether a plan's student has fewer params and fewer mults than the teacher."""
+    """Whether a plan's student has fewer params and fewer mults than the teacher
+    (and, where the survey ran it, builds and runs)."""
     return bool(plan) and "error" not in plan and plan["params_ratio"] < 1 \
-        and plan["mults_ratio"] < 1
+        and plan["mults_ratio"] < 1 and plan.get("forward", "ok") == "ok"
 
 
 def fmt_plan(plan: dict[str, Any]) -> str:
@@ -239,8 +247,10 @@ def fmt_plan(plan: dict[str, Any]) -> str:
         return " | | |"
     if "error" in plan:
         return f" {plan['error'].replace('|', '/')[:80]} | | |"
-    return (f" {human(plan['params'])} ({plan['params_ratio']:.3f}) | {human(plan['mults'])} "
-            f"({plan['mults_ratio']:.3f}) | {plan['recast']} / {plan['kept']} |")
+    failed = "" if plan.get("forward", "ok") == "ok" else " (student failed to run)"
+    return (f" {human(plan['params'])} ({plan['params_ratio']:.3f}){failed} | "
+            f"{human(plan['mults'])} ({plan['mults_ratio']:.3f}) | "
+            f"{plan['recast']} / {plan['kept']} |")
 
 
 def human(n: float) -> str:

@@ -167,7 +167,9 @@ def compare(expected: Any, got: Any) -> tuple[bool, float | None, str]:
 
 
 def plan_sizes(chain: Any, plan: str) -> dict[str, Any]:
-    """Student vs teacher params and mults of the plan ``KIND:WIDTH`` (or its error)."""
+    """Student vs teacher params and mults of the plan ``KIND:WIDTH`` (or its error),
+    and whether the built student runs: ``forward`` is "ok" when it gives the
+    teacher's output shape with as many params as planned, else what differed."""
     kind, _, width = plan.partition(":")
     start = time.perf_counter()
     try:
@@ -179,7 +181,25 @@ def plan_sizes(chain: Any, plan: str) -> dict[str, Any]:
             "params_ratio": round(student["params"] / max(1, teacher["params"]), 4),
             "mults_ratio": round(student["mults"] / max(1, teacher["mults"]), 4),
             "recast": len(made.recast_steps()), "kept": len(made.kept_steps()),
+            "forward": student_forward(made, chain),
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def student_forward(made: Any, chain: Any) -> str:
+    """Build the planned student and run it once: "ok", or what went wrong."""
+    try:
+        student = made.build_student().eval()
+        built = sum(p.numel() for p in student.parameters())
+        with torch.no_grad():
+            shape = tuple(student(torch.randn(chain.input_shape)).shape)
+    except Exception as exc:  # noqa: BLE001 - a failed build or forward is recorded
+        return one_line(exc)
+    expected = tuple(chain.blocks[-1].out_shape)
+    if shape != expected:
+        return f"output {shape}, the teacher's is {expected}"
+    if built != made.size["student"]["params"]:
+        return f"built {built:,} params, planned {made.size['student']['params']:,}"
+    return "ok"
 
 
 def run_model(name: str, seed: int, plan: str = "", zoo: str = "torchvision",
