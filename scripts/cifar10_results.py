@@ -39,7 +39,22 @@ def summarise(entry: dict, main_variant: str) -> None:
         if scratch and teacher is not None and teacher != scratch["accuracy"]:
             summary["gap_closed"] = round((summary["accuracy"] - scratch["accuracy"])
                                           / (teacher - scratch["accuracy"]), 3)
+    for key, by_seed in entry["runs"].items():
+        ratio = wall_vs_scratch(by_seed, entry["runs"].get("scratch", {}))
+        if ratio is not None:
+            methods[key]["wall_vs_scratch"] = ratio
     entry["methods"] = methods
+
+
+def wall_vs_scratch(by_seed: dict, scratch: dict) -> float | None:
+    """Mean wall-time ratio to scratch over the seeds where both ran in one invocation
+    of the script (same command and commit, so under about the same load); wall
+    times of separate invocations on a shared machine do not compare."""
+    ratios = [run["seconds"] / scratch[seed]["seconds"] for seed, run in by_seed.items()
+              if seed in scratch and run.get("command")
+              and (run.get("command"), run.get("commit"))
+              == (scratch[seed].get("command"), scratch[seed].get("commit"))]
+    return round(statistics.mean(ratios), 2) if ratios else None
 
 
 def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
@@ -114,9 +129,9 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                   f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
                   f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
                   f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
-                  "| method | accuracy (%) | std | seeds | images | wall (s) | params | vs teacher "
-                  "| gap closed |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| method | accuracy (%) | std | seeds | images | wall (s) | wall vs scratch "
+                  "(same invocation) | params | vs teacher | gap closed |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         unlike = []
         for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
             params = m.get("params")
@@ -124,7 +139,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                 unlike.append(key)
             lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
                          f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
-                         f"{m['wall_s']} | {f'{params:,}' if params else '-'} | "
+                         f"{m['wall_s']} | {m.get('wall_vs_scratch', '-')} | "
+                         f"{f'{params:,}' if params else '-'} | "
                          f"{m['accuracy'] - t['accuracy']:+.2f} | "
                          f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
         if unlike:
