@@ -1,7 +1,7 @@
 """Find the widest uniform width ratio whose student meets a params or mults budget."""
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from recast.errors import PlanError
 
@@ -39,3 +39,31 @@ def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float
                         f"student keeps {got:.3f} of the teacher's {measure} (its fixed "
                         f"parts); ask for at least --budget-{measure} {got:.2f}")
     return best
+
+
+class Sized(Protocol):
+    """A planned step's size (recast.plan.Step has it)."""
+
+    params: int
+    mults: int
+
+
+Steps = TypeVar("Steps", bound=Sequence[Sized])
+
+
+def budgeted_steps(plan_at: Callable[[float], Steps], teacher_sizes: Sequence[tuple],
+                   measure: str, asked: float) -> tuple[Steps, float, dict[str, Any]]:
+    """The steps ``plan_at(ratio)`` plans at the widest uniform ratio meeting the
+    budget, that ratio, and the budget's record (asked, got, width) for the plan."""
+    teacher = sum(s[0 if measure == "params" else 1] for s in teacher_sizes)
+
+    def attempt(ratio: float) -> tuple[float, Steps]:
+        steps = plan_at(ratio)
+        return sum(getattr(s, measure) for s in steps) / teacher, steps
+
+    ratio, got, steps = search_ratio(attempt, asked, measure)
+    budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
+                              "width": round(ratio, 4)}
+    if ratio == 1.0 and got < asked:
+        budget["note"] = f"even width 1 keeps only {got:.3f} of the teacher's {measure}"
+    return steps, ratio, budget

@@ -25,7 +25,7 @@ from torch import nn
 
 from blocks import BLOCK_KINDS, BlockSpec
 from recast.adapt import adapt_input
-from recast.budget import search_ratio
+from recast.budget import budgeted_steps
 from recast.counting import Size, module_size, spec_size
 from recast.errors import PlanError
 from recast.fit import keep_output_width, map_misfit, unreadable
@@ -139,7 +139,9 @@ def make_plan(
     sizes = [module_size(b.module, b.in_shape) for b in chain.blocks]
     planner = _Planner(chain, target, allow_bigger, sizes, round_channels)
     if budgets:
-        plan, ratio = _budgeted(planner, sources, *budgets.popitem())
+        steps, ratio, budget = budgeted_steps(
+            lambda r: planner.steps({b.index: r for b in sources}), sizes, *budgets.popitem())
+        plan = Plan(chain, target, steps, _totals(steps, sizes), budget)
         ratio_of = {b.index: ratio for b in sources}
     else:
         ratio_of = dict(zip((b.index for b in sources),
@@ -155,7 +157,19 @@ def make_plan(
             f"the planned student has more {' and '.join(bigger)} than the teacher "
             f"({', '.join(f'{student[k]:,} > {teacher[k]:,}' for k in bigger)}); use a "
             f"smaller --width or pass --allow-bigger")
+    if not plan.recast_steps():
+        raise PlanError(_nothing_recast(plan))
     return plan
+
+
+def _nothing_recast(plan: Plan) -> str:
+    """Why a plan that keeps every block is refused: it would train the teacher again."""
+    reasons = [s.kept_reason.split(";")[0] for s in plan.kept_steps() if s.kept_reason]
+    why = (f": {reasons[0]}" if reasons else "") + \
+        (f", and so on for all {len(reasons)}" if len(reasons) > 1 else "")
+    return (f"no block of {plan.chain.model_name} would be recast into {plan.target} "
+            f"blocks{why}; use a smaller --width or another --target (dwconv or mbconv "
+            f"suit depthwise and grouped blocks), or pass --allow-bigger")
 
 
 class _Planner:
@@ -261,25 +275,6 @@ def _kept(block: Block, channels: int, teacher: Size) -> Step:
 def with_tail(module: nn.Module, block: Block) -> nn.Module:
     """``module`` followed by a copy of ``block``'s tail (its pooling), if it has one."""
     return nn.Sequential(module, copy.deepcopy(block.tail)) if block.tail is not None else module
-
-
-def _budgeted(planner: "_Planner", sources: list[Block], measure: str,
-              asked: float) -> tuple[Plan, float]:
-    """The plan at the widest uniform ratio meeting the budget, and that ratio."""
-    index = 0 if measure == "params" else 1
-    teacher = sum(s[index] for s in planner.sizes)
-
-    def attempt(ratio: float) -> tuple[float, list[Step]]:
-        steps = planner.steps({b.index: ratio for b in sources})
-        return sum(getattr(s, measure) for s in steps) / teacher, steps
-
-    ratio, got, steps = search_ratio(attempt, asked, measure)
-    budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
-                              "width": round(ratio, 4)}
-    if ratio == 1.0 and got < asked:
-        budget["note"] = f"even width 1 keeps only {got:.3f} of the teacher's {measure}"
-    return Plan(planner.chain, planner.target, steps, _totals(steps, planner.sizes),
-                budget), ratio
 
 
 def _totals(steps: list[Step], sizes: list[Size]) -> dict[str, dict[str, int]]:
