@@ -70,16 +70,30 @@ def cycle(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Ten
         yield from loader
 
 
-def fast_layout(x: Tensor, device: torch.device) -> Tensor:
+def fast_layout(x: Tensor, device: torch.device, safe: bool = True) -> Tensor:
     """Images in channels_last on the CPU: oneDNN convolutions run faster.
 
     Measured in benchmarks/speed.md; on CUDA without mixed precision it does
     not help, so tensors stay as they are there. Weights keep their layout,
-    so a saved and reloaded student computes bit-identical logits.
+    so a saved and reloaded student computes bit-identical logits. ``safe``
+    False (see :func:`channels_last_safe`) keeps the images as they are.
     """
-    if device.type == "cpu" and x.dim() == 4:
+    if safe and device.type == "cpu" and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def channels_last_safe(model: nn.Module | None) -> bool:
+    """Whether ``model`` may train on channels_last images. oneDNN in torch 2.14
+    corrupts the heap in the backward pass of a 1x1 strided conv reading 2 to 7
+    channels in one group (a narrow bottleneck's shortcut: the process dies
+    with "free(): invalid next size"), so such models train in the default
+    layout."""
+    if model is None:
+        return True
+    return not any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+                   and m.stride != (1, 1) and m.groups == 1 and 1 < m.in_channels < 8
+                   for m in model.modules())
 
 
 def run_batches(
@@ -102,6 +116,8 @@ def run_batches(
     ``resume`` needs to continue from there: batches and images done, optimiser
     and scheduler state, recent losses. Passes start fresh iterations of the
     loader, so the loader's generator state at a pass boundary fixes the rest.
+    ``model`` (the modules being trained) has its buffers averaged across
+    processes and decides whether images may go in as channels_last.
     """
     total = batches_for(schedule.epochs, len(loader))
     if total == 0 or not params:
@@ -116,11 +132,12 @@ def run_batches(
         recent.extend(resume["recent"])
         start -= resume["seconds"]
     bar = progress.bar(total, label, done)
+    layout_safe = channels_last_safe(model)
     for step, (x, y) in zip(range(done, total), cycle(loader)):
         images += len(x)  # the global batch: every process's share counts
         x, y = distributed.shard(x, y)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss = loss_fn(fast_layout(x, device), y)
+        loss = loss_fn(fast_layout(x, device, layout_safe), y)
         if distributed.any_true(not torch.isfinite(loss)):
             raise NonFiniteLoss(f"{label}: the loss became {loss.item()} at batch {step}; "
                                 f"lower the learning rate (--lr)", first_batch=step == 0)

@@ -290,3 +290,19 @@ def test_recalibrate_bn_refuses_an_empty_loader():
     with pytest.raises(RecastError, match="no batches"):
         recalibrate_bn(model, [])
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_bottleneck_to_conv_step_has_no_teacher_channels_to_fit() -> None:
+    """bottleneck -> conv targets give the bottleneck's mid width, no subset of its
+    outputs: the step skips the fit instead of failing (found on ResNet-29)."""
+    from recast.plan import make_plan
+    from recast.step_fit import solve_step
+    from recast.surgery import StudentSurgery
+
+    plan = make_plan(walk(build_model("resnet29", width=0.25)), "conv", 1.0)
+    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"))
+    step = plan.steps[1]
+    assert step.out_channels < step.block.out_channels
+    _, last = surgery.install(1)
+    teacher = nn.ModuleList(b.module for b in plan.chain.blocks).eval()
+    assert solve_step(surgery, teacher, 1, last, torch.randn(16, 3, 32, 32), "target") == {}

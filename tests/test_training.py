@@ -22,3 +22,36 @@ def test_evaluate_leaves_a_frozen_teacher_in_eval_mode(vgg_teacher, loaders) -> 
 def test_an_unknown_device_is_one_line(name) -> None:
     with pytest.raises(RecastError, match="--device"):
         check_device(name)
+
+
+def _narrow_strided_shortcut() -> nn.Module:
+    """A 1x1 stride-2 conv reading 4 channels: the shape whose channels_last backward
+    corrupts the heap under oneDNN in torch 2.14 (a 4-channel ResNet-29 shortcut)."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(4, 8, 1, stride=2), nn.Flatten(), nn.LazyLinear(10))
+
+
+def test_a_model_with_a_narrow_strided_1x1_conv_trains_in_the_default_layout() -> None:
+    from recast.progress import Progress
+    from recast.training import Schedule, channels_last_safe, run_batches
+
+    model = _narrow_strided_shortcut()
+    model(torch.zeros(1, 3, 8, 8))  # materialise the lazy layer
+    assert not channels_last_safe(model)
+    wide = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1, stride=2))
+    assert channels_last_safe(wide) and channels_last_safe(None)
+    layouts = []
+    model.register_forward_pre_hook(lambda _, args: layouts.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))] * 2
+    result = run_batches(lambda x, y: nn.functional.cross_entropy(model(x), y),
+                         list(model.parameters()), batches, Schedule(1, 0.01, "sgd", "cosine"),
+                         torch.device("cpu"), Progress(quiet=True), "test", model=model)
+    assert result["images"] == 8 and layouts == [False, False]
+    seen = []  # any other model still trains on channels_last images, the faster layout
+    wide.register_forward_pre_hook(lambda _, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    run_batches(lambda x, y: wide(x).mean(), list(wide.parameters()), batches[:1],
+                Schedule(1, 0.01, "sgd", "cosine"), torch.device("cpu"), Progress(quiet=True),
+                "test", model=wide)
+    assert seen == [True]
