@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from recast.counting import Size
 from recast.errors import PlanError
 
 BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
@@ -44,14 +45,17 @@ def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float
 class Sized(Protocol):
     """A planned step's size (recast.plan.Step has it)."""
 
-    params: int
-    mults: int
+    @property
+    def params(self) -> int: ...
+
+    @property
+    def mults(self) -> int: ...
 
 
 Steps = TypeVar("Steps", bound=Sequence[Sized])
 
 
-def budgeted_steps(plan_at: Callable[[float], Steps], teacher_sizes: Sequence[tuple],
+def budgeted_steps(plan_at: Callable[[float], Steps], teacher_sizes: Sequence[Size],
                    measure: str, asked: float) -> tuple[Steps, float, dict[str, Any]]:
     """The steps ``plan_at(ratio)`` plans at the widest uniform ratio meeting the
     budget, that ratio, and the budget's record (asked, got, width) for the plan."""

@@ -13,6 +13,7 @@ from torch import nn
 
 from recast.checkpoint import CheckpointStore
 from recast.engine import Recaster
+from recast.errors import RecastError
 from recast.finetune import finetune_label
 from recast.generations import check_generations, checkpoint_folder, run_generations
 from recast.plan import Plan, make_plan
@@ -60,10 +61,11 @@ def recast(
     ``generations_dir`` keeps each finished generation (``DIR/G/``) and reuses it
     when the run is resumed (see :mod:`recast.generations`).
 
-    ``plan``: one already made from this teacher's walk (the CLI plans before
-    training the teacher, so a bad plan fails first), used instead of walking
-    again; its blocks are the teacher's own modules, so they hold its weights as
-    they are now.
+    ``plan``: one already made from this teacher's walk with the same arguments
+    (the CLI plans before training the teacher, so a bad plan fails first), used
+    instead of walking again while its blocks still read the teacher's own
+    tensors. A device move replaces buffers the walk may have copied into a
+    block, so then the teacher is walked again.
     """
     generations = check_generations(generations)
     config = config or RecastConfig()
@@ -75,7 +77,10 @@ def recast(
         input_shape = (1, *images.shape[1:])
     started = time.perf_counter()
     teacher = teacher.cpu().eval()
-    if plan is None:
+    if plan is not None and plan.target != target:
+        raise RecastError(f"recast(): the plan given recasts into {plan.target} blocks, "
+                          f"not {target}; pass target={plan.target!r} or no plan")
+    if plan is None or not reads_teacher(plan, teacher):
         chain = walk(teacher, tuple(input_shape), leaf_modules=leaf_modules)
         plan = make_plan(chain, target, width, **(plan_options or {}))
     if teacher_accuracy is None:
@@ -92,6 +97,14 @@ def recast(
             started if generation == 1 else time.perf_counter()),
         seed=config.seed, train_loader=train_loader, test_loader=test_loader,
         progress=progress, keep=generations_dir, leaf_modules=leaf_modules)
+
+
+def reads_teacher(plan: Plan, teacher: nn.Module) -> bool:
+    """Whether every weight and buffer ``plan``'s blocks read is one of ``teacher``'s
+    own tensors (so the plan sees what the teacher holds now)."""
+    own = {id(t) for t in (*teacher.parameters(), *teacher.buffers())}
+    return all(id(t) in own for block in plan.chain.blocks
+               for t in (*block.module.parameters(), *block.module.buffers()))
 
 
 def born_again(config: RecastConfig, generation: int) -> RecastConfig:

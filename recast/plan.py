@@ -12,8 +12,10 @@ is not used (the block is kept, and its step says why) unless
 before it was narrowed, its input layers are rebuilt (as a fixed part's are)
 or, where its own graph cannot be (a residual add on its input), it becomes a
 fresh block reading the narrower input: of its own kind (the paper's rule for
-the block after a recast one), or a cheaper kind where that would be bigger. A budget picks, by bisection, the one width
-ratio whose student meets a params or mults ratio against the teacher.
+the block after a recast one), or a cheaper kind where that would be bigger
+(recast/rebuild.py). A plan that would keep every block is refused. A budget
+picks, by bisection, the one width ratio whose student meets a params or mults
+ratio against the teacher (recast/budget.py).
 """
 
 import copy
@@ -29,7 +31,7 @@ from recast.budget import budgeted_steps
 from recast.counting import Size, module_size, spec_size
 from recast.errors import PlanError
 from recast.fit import keep_output_width, map_misfit, unreadable
-from recast.rebuild import smallest_fitting
+from recast.rebuild import stand_in
 from recast.walker import Block, BlockChain
 from recast.widths import ratios, target_spec
 
@@ -41,9 +43,10 @@ TOKEN_KINDS = ("attention", "mlp")
 class Step:
     """What happens to one teacher block: recast into ``spec``, or kept.
 
-    A kept block has no spec unless it had to be rebuilt as a fresh block of its
-    own kind to read a narrower input; ``kept_reason`` says why a recastable
-    block was kept. ``params``/``mults`` are the student block's.
+    A kept block has no spec unless it had to be rebuilt as a fresh block (of
+    its own kind, or a cheaper one) to read a narrower input; ``kept_reason``
+    says why a recastable block was kept. ``params``/``mults`` are the student
+    block's.
     """
 
     block: Block
@@ -163,13 +166,17 @@ def make_plan(
 
 
 def _nothing_recast(plan: Plan) -> str:
-    """Why a plan that keeps every block is refused: it would train the teacher again."""
+    """Why a plan that keeps every block is refused (it would train the teacher
+    again), and what may change that."""
     reasons = [s.kept_reason.split(";")[0] for s in plan.kept_steps() if s.kept_reason]
     why = (f": {reasons[0]}" if reasons else "") + \
         (f", and so on for all {len(reasons)}" if len(reasons) > 1 else "")
+    advice = ("a smaller width or another --target may recast some (dwconv or mbconv suit "
+              "depthwise and grouped blocks), or pass --allow-bigger"
+              if any("bigger" in r for r in reasons) else
+              "`recast inspect` shows what its blocks are")
     return (f"no block of {plan.chain.model_name} would be recast into {plan.target} "
-            f"blocks{why}; use a smaller --width or another --target (dwconv or mbconv "
-            f"suit depthwise and grouped blocks), or pass --allow-bigger")
+            f"blocks{why}; {advice}")
 
 
 class _Planner:
@@ -261,12 +268,9 @@ def _kept(block: Block, channels: int, teacher: Size) -> Step:
     except PlanError:
         if not block.recastable:
             raise
-        rebuilt = smallest_fitting(block, channels, teacher)
-        instead = f" (a fresh {rebuilt.instead_of} block would be bigger than the " \
-                  f"teacher's)" if rebuilt.instead_of else ""
+        rebuilt = stand_in(block, channels, teacher)
         return Step(block, rebuilt.spec, channels, rebuilt.spec.out_channels,
-                    f"; rebuilt as a fresh {rebuilt.spec.kind} block reading {channels} "
-                    f"channels{instead}", rebuilt.params, rebuilt.mults)
+                    f"; {rebuilt.note(channels)}", rebuilt.params, rebuilt.mults)
     params, mults, shape = module_size(module, (1, channels, *block.in_shape[2:]))
     return Step(block, None, channels, shape[1] if len(shape) > 1 else 0,
                 params=params, mults=mults)

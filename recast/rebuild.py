@@ -6,7 +6,7 @@ that reads the new width and gives the teacher's output. The paper rebuilds it
 as its own kind. For blocks whose kind is not a target kind, or whose own kind
 would come out bigger than the teacher's block (a grouped or depthwise block,
 since a rebuilt one is dense), the planner takes the first cheaper kind that
-fits instead, so a kept block never grows in silence.
+fits instead, and the step says so: a kept block never grows in silence.
 """
 
 from dataclasses import dataclass
@@ -30,18 +30,31 @@ def rebuild_spec(block: Block, in_channels: int) -> BlockSpec:
 
 @dataclass(frozen=True)
 class Rebuilt:
-    """The stand-in a plan keeps, its size, and the kind it replaced if it had to."""
+    """The stand-in a plan keeps, its size, and what the usual kind would have been."""
 
     spec: BlockSpec
     params: int
     mults: int
-    instead_of: str | None = None  # the usual kind, when it would have been bigger
+    instead_of: str | None = None  # the usual kind, when it was bigger or did not fit
+    fits: bool = True  # no bigger than the teacher's block
+
+    def note(self, channels: int) -> str:
+        """How the plan's step table says it."""
+        said = f"rebuilt as a fresh {self.spec.kind} block reading {channels} channels"
+        if not self.fits:
+            return f"{said} (every stand-in is bigger than the teacher's block; this is " \
+                   f"the smallest)"
+        if self.instead_of:
+            return f"{said} (a fresh {self.instead_of} block would be bigger than the " \
+                   f"teacher's)"
+        return said
 
 
-def smallest_fitting(block: Block, in_channels: int, teacher: Size) -> Rebuilt:
+def stand_in(block: Block, in_channels: int, teacher: Size) -> Rebuilt:
     """The usual stand-in (:func:`rebuild_spec`) if it is no bigger than the teacher's
     block (``teacher``: its params and mults); else the first of
-    :data:`CHEAPER_KINDS` that is; else whichever comes closest."""
+    :data:`CHEAPER_KINDS` that is; else the smallest of them. A kind whose output
+    map would differ in size from the block's is never taken."""
     shape = (1, in_channels, *block.in_shape[2:])
     usual = rebuild_spec(block, in_channels)
     candidates = [usual] + [block_kind(k).rebuild(block, in_channels)
@@ -49,11 +62,15 @@ def smallest_fitting(block: Block, in_channels: int, teacher: Size) -> Rebuilt:
     sized: list[Rebuilt] = []
     for spec in candidates:
         params, mults, out_shape = spec_size(spec, shape)
-        if spec is not usual and map_misfit(block, out_shape):
+        if map_misfit(block, out_shape):
             continue
-        rebuilt = Rebuilt(spec, params, mults, None if spec is usual else usual.kind)
-        if params <= teacher[0] and mults <= teacher[1]:
+        fits = params <= teacher[0] and mults <= teacher[1]
+        rebuilt = Rebuilt(spec, params, mults, None if spec is usual else usual.kind, fits)
+        if fits:
             return rebuilt
         sized.append(rebuilt)
+    if not sized:  # no kind gives the block's map size: the usual one, as the paper does
+        params, mults, _ = spec_size(usual, shape)
+        return Rebuilt(usual, params, mults, fits=params <= teacher[0] and mults <= teacher[1])
     return min(sized, key=lambda r: max(r.params / max(teacher[0], 1),
                                         r.mults / max(teacher[1], 1)))

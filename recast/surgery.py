@@ -6,7 +6,8 @@ width; then the blocks after it are rebuilt to read the new width until the
 widths match the teacher's again (the paper's "dimension mismatch" rule: the
 next recastable block becomes a fresh block of its own kind, a fixed part gets
 its input layers rebuilt). A block the plan keeps is rebuilt as the plan says
-(input layers, or a fresh block of its kind), so the student is the planned one.
+(input layers, or the fresh block its step names), so the student is the
+planned one.
 ``kept`` records, per block, which teacher channels its output holds, so warm
 starts can slice matching weights.
 """

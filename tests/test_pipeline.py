@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 import recast
 from recast.engine import RecastConfig
@@ -106,3 +107,34 @@ def test_a_plan_made_before_the_weights_were_loaded_sees_them(vgg_teacher, loade
     assert result.plan is plan
     assert result.report["teacher"]["accuracy"] == pytest.approx(
         evaluate(vgg_teacher, loaders[1], torch.device("cpu")), abs=0.01)
+
+
+class _Shift(nn.Module):
+    """Adds a buffer it reads itself: the walk copies such a buffer into its block."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("offset", torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.offset
+
+
+def test_a_plan_whose_copied_buffers_went_stale_is_made_again() -> None:
+    """A device move (here a dtype round trip, the same for buffers) replaces the
+    teacher's buffers; a plan still holding the old copies must not be used."""
+    from recast.plan import make_plan
+    from recast.pipeline import reads_teacher
+    from recast.walker import walk
+
+    teacher = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                            nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False),
+                                          nn.BatchNorm2d(8), nn.ReLU(), _Shift(8)),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+    plan = make_plan(walk(teacher, (1, 3, 8, 8)), "conv", 0.5)
+    assert reads_teacher(plan, teacher)
+    teacher.double().float()
+    assert not reads_teacher(plan, teacher)
+    with pytest.raises(recast.RecastError, match="recasts into conv blocks, not basic"):
+        recast.recast(teacher, "basic", 0.5, train_loader=None, test_loader=None,
+                      input_shape=(1, 3, 8, 8), plan=plan)

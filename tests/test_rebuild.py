@@ -7,7 +7,7 @@ from torch import nn
 
 from blocks import MBConv
 from recast.plan import make_plan
-from recast.rebuild import rebuild_spec, smallest_fitting
+from recast.rebuild import rebuild_spec, stand_in
 from recast.surgery import StudentSurgery
 from recast.walker import walk
 
@@ -78,5 +78,5 @@ def test_the_usual_stand_in_is_kept_when_it_fits() -> None:
     chain = walk(Net().eval(), (1, 3, 8, 8))
     grouped = chain.blocks[2]
     generous = (10 ** 9, 10 ** 12)
-    rebuilt = smallest_fitting(grouped, WIDE // 2, generous)
+    rebuilt = stand_in(grouped, WIDE // 2, generous)
     assert rebuilt.spec == rebuild_spec(grouped, WIDE // 2) and rebuilt.instead_of is None
