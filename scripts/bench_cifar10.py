@@ -43,6 +43,7 @@ from recast.walker import walk  # noqa: E402
 # scripts/ is on the path when this file runs
 from cifar10_results import (  # noqa: E402
     entry_for, markdown, plot_curves, summarise, write_results)
+from prune_baseline import run_prune_kd  # noqa: E402
 
 PAIRS: dict[str, dict[str, Any]] = {
     "vgg16-conv": dict(model="vgg16", teacher_width=0.25, target="conv", width=0.4,
@@ -185,55 +186,6 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
             "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps]}
 
 
-def prune_l1(teacher: torch.nn.Module, ratio: float, example: torch.Tensor) -> torch.nn.Module:
-    """A copy of the teacher with `ratio` of each layer's channels removed by L1 norm."""
-    import torch_pruning as tp
-
-    model = copy.deepcopy(teacher).requires_grad_(True)
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
-    pruner = tp.pruner.MagnitudePruner(model, example,
-                                       importance=tp.importance.MagnitudeImportance(p=1),
-                                       pruning_ratio=ratio, ignored_layers=head)
-    pruner.step()
-    return model
-
-
-def pruning_ratio(teacher: torch.nn.Module, width: float, target_params: int,
-                  example: torch.Tensor) -> float:
-    """The channel ratio of the plan when it shrinks the teacher; otherwise (a
-    transformation pair, width 1) the ratio whose pruned net has the student's size,
-    so the competitor is compared at equal parameters rather than left unpruned."""
-    if width < 1.0:
-        return 1.0 - width
-
-    def gap(ratio: float) -> int:
-        pruned = prune_l1(teacher, ratio, example)
-        return sum(p.numel() for p in pruned.parameters()) - target_params
-
-    low, high = 0.0, 0.95
-    if gap(high) > 0:
-        raise SystemExit(f"pruning {high:.0%} of the channels still leaves more than the "
-                         f"student's {target_params:,} params: no matching ratio")
-    for _ in range(12):  # bisection: parameters fall as the ratio grows
-        middle = (low + high) / 2
-        low, high = (middle, high) if gap(middle) > 0 else (low, middle)
-    return round(min((low, high), key=lambda ratio: abs(gap(ratio))), 4)
-
-
-def run_prune_kd(plan, teacher, loaders, budget, width, seed, progress) -> dict[str, Any]:
-    torch.manual_seed(seed)
-    example = torch.randn(1, *plan.chain.input_shape[1:])
-    target = sum(p.numel() for p in plan.build_student().parameters())
-    ratio = pruning_ratio(teacher, width, target, example)
-    model = prune_l1(teacher, ratio, example)
-    curve: list = []
-    result = train_student("kd", model, teacher, *loaders, budget, torch.device("cpu"),
-                           progress, curve=curve)
-    result["curve"] = curve
-    result["pruning_ratio"] = ratio
-    return result
-
-
 def main() -> None:
     args = parse_args()
     if args.render:
@@ -260,6 +212,7 @@ def main() -> None:
     results: dict = {"pairs": []}
     command = " ".join(["python", "scripts/bench_cifar10.py", *sys.argv[1:]])
     code = commit()  # the code this process loaded, even if HEAD moves while it runs
+    invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
     for name in args.pair or sorted(PAIRS):
         spec = PAIRS[name]
@@ -312,6 +265,7 @@ def main() -> None:
                     record["seconds"] = round(record["seconds"], 1)
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
                     record["command"], record["commit"] = command, code
+                    record["invocation"] = invocation
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)

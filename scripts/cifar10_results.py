@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 def entry_for(results: dict, name: str) -> dict:
+    """The pair ``name``'s entry in ``results``, added if it is not there yet."""
     for entry in results["pairs"]:
         if entry["name"] == name:
             return entry
@@ -47,13 +48,17 @@ def summarise(entry: dict, main_variant: str) -> None:
 
 
 def wall_vs_scratch(by_seed: dict, scratch: dict) -> float | None:
-    """Mean wall-time ratio to scratch over the seeds where both ran in one invocation
-    of the script (same command and commit, so under about the same load); wall
-    times of separate invocations on a shared machine do not compare."""
+    """Mean wall-time ratio to scratch over the seeds where both ran in one process of
+    the script (same invocation id; records from before ids, same command and
+    commit), so under about the same load: wall times of separate runs on a
+    shared machine do not compare."""
+    def run_of(record: dict) -> tuple:
+        return (record.get("invocation"),) if "invocation" in record else \
+            (record.get("command"), record.get("commit"))
+
     ratios = [run["seconds"] / scratch[seed]["seconds"] for seed, run in by_seed.items()
               if seed in scratch and run.get("command")
-              and (run.get("command"), run.get("commit"))
-              == (scratch[seed].get("command"), scratch[seed].get("commit"))]
+              and run_of(run) == run_of(scratch[seed])]
     return round(statistics.mean(ratios), 2) if ratios else None
 
 

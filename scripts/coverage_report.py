@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torchvision
 
+from recast.errors import WalkError
+
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SIZES = {"inception_v3": 299}  # every other model takes 224x224
 DEFAULT_SIZE = 224
@@ -75,6 +77,15 @@ def machine(zoo: str = "torchvision") -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         **extra,
     }
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line message: WalkError's own text, else 'Type: first line'."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, WalkError):
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def summarize(results: list[ModelResult], seconds: float,
@@ -277,5 +288,8 @@ def previous_results(args: argparse.Namespace) -> tuple[dict[str, ModelResult], 
     old = json.loads(args.json.read_text())
     if old.get("zoo", "torchvision") != args.zoo or old.get("plan", "") != args.plan:
         raise SystemExit(f"--resume: {args.json} is a run of another --zoo or --plan")
+    if old.get("commit") != commit():  # results of other code would mix in silently
+        raise SystemExit(f"--resume: {args.json} was written by commit {old.get('commit')}, "
+                         f"this is {commit()}; run again without --resume")
     done = {m["name"]: ModelResult(**m) for m in old.get("models", [])}
     return done, float(old.get("summary", {}).get("total_seconds", 0.0))

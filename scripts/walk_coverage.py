@@ -42,13 +42,12 @@ import torch
 import torchvision
 from torch import nn
 
-from recast.errors import WalkError
-from recast.plan import make_plan
 from recast.walker import walk
 
 # scripts/ is on the path when this file runs
+from coverage_plans import plan_sizes
 from coverage_report import (ATOL, DEFAULT_SIZE, INPUT_SIZES, ROOT, RTOL, ModelResult,
-                             commit, fmt_diff, fmt_seconds, machine, plan_specs,
+                             commit, fmt_diff, fmt_seconds, machine, one_line, plan_specs,
                              previous_results, summarize, summary_line, write_outputs)
 from timm_sample import TIMM_SAMPLE
 
@@ -133,15 +132,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGPROF, previous)
 
 
-def one_line(exc: BaseException) -> str:
-    """A one-line message: WalkError's own text, else 'Type: first line'."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, WalkError):
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def count_params(name: str, zoo: str = "torchvision") -> int:
     """Parameter count of a model, built on the meta device (no memory, fast)."""
     try:
@@ -164,42 +154,6 @@ def compare(expected: Any, got: Any) -> tuple[bool, float | None, str]:
             f"output shapes differ: model {tuple(expected.shape)}, chain {tuple(got.shape)}")
     diff = float((expected - got).abs().max()) if expected.numel() else 0.0
     return torch.allclose(expected, got, rtol=RTOL, atol=ATOL), diff, ""
-
-
-def plan_sizes(chain: Any, plan: str) -> dict[str, Any]:
-    """Student vs teacher params and mults of the plan ``KIND:WIDTH`` (or its error),
-    and whether the built student runs: ``forward`` is "ok" when it gives the
-    teacher's output shape with as many params as planned, else what differed."""
-    kind, _, width = plan.partition(":")
-    start = time.perf_counter()
-    try:
-        made = make_plan(chain, kind, float(width or 1.0))
-    except Exception as exc:  # noqa: BLE001 - a planner crash is recorded, not fatal
-        return {"error": one_line(exc)}
-    teacher, student = made.size["teacher"], made.size["student"]
-    return {"params": student["params"], "mults": student["mults"],
-            "params_ratio": round(student["params"] / max(1, teacher["params"]), 4),
-            "mults_ratio": round(student["mults"] / max(1, teacher["mults"]), 4),
-            "recast": len(made.recast_steps()), "kept": len(made.kept_steps()),
-            "forward": student_forward(made, chain),
-            "seconds": round(time.perf_counter() - start, 2)}
-
-
-def student_forward(made: Any, chain: Any) -> str:
-    """Build the planned student and run it once: "ok", or what went wrong."""
-    try:
-        student = made.build_student().eval()
-        built = sum(p.numel() for p in student.parameters())
-        with torch.no_grad():
-            shape = tuple(student(torch.randn(chain.input_shape)).shape)
-    except Exception as exc:  # noqa: BLE001 - a failed build or forward is recorded
-        return one_line(exc)
-    expected = tuple(chain.blocks[-1].out_shape)
-    if shape != expected:
-        return f"output {shape}, the teacher's is {expected}"
-    if built != made.size["student"]["params"]:
-        return f"built {built:,} params, planned {made.size['student']['params']:,}"
-    return "ok"
 
 
 def run_model(name: str, seed: int, plan: str = "", zoo: str = "torchvision",
