@@ -36,8 +36,8 @@ def summarise(entry: dict, main_variant: str) -> None:
             methods["recast"] = summary
     # share of the scratch-to-teacher gap each method closes: (m - scratch) / (t - scratch)
     scratch, teacher = methods.get("scratch"), entry.get("teacher", {}).get("accuracy")
-    for summary in methods.values():
-        if scratch and teacher is not None and teacher != scratch["accuracy"]:
+    for summary in methods.values():  # no gap when scratch training matches the teacher
+        if scratch and teacher is not None and teacher > scratch["accuracy"]:
             summary["gap_closed"] = round((summary["accuracy"] - scratch["accuracy"])
                                           / (teacher - scratch["accuracy"]), 3)
     for key, by_seed in entry["runs"].items():
@@ -152,6 +152,11 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
+        scratch = entry.get("methods", {}).get("scratch")
+        if scratch and scratch["accuracy"] >= t["accuracy"]:
+            lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
+                      f"or beats this teacher ({t['accuracy']}%): there is no gap to close, "
+                      f"and distilling from it can only hold the student back."]
         lines += ["", "Accuracy vs images seen (seed 0):", ""]
         if plots and entry["name"] in plots:
             lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
