@@ -1,7 +1,7 @@
 """Find the widest uniform width ratio whose student meets a params or mults budget."""
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from recast.counting import Size
 from recast.errors import PlanError
@@ -42,26 +42,14 @@ def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float
     return best
 
 
-class Sized(Protocol):
-    """A planned step's size (recast.plan.Step has it)."""
-
-    @property
-    def params(self) -> int: ...
-
-    @property
-    def mults(self) -> int: ...
-
-
-Steps = TypeVar("Steps", bound=Sequence[Sized])
-
-
-def budgeted_steps(plan_at: Callable[[float], Steps], teacher_sizes: Sequence[Size],
-                   measure: str, asked: float) -> tuple[Steps, float, dict[str, Any]]:
-    """The steps ``plan_at(ratio)`` plans at the widest uniform ratio meeting the
-    budget, that ratio, and the budget's record (asked, got, width) for the plan."""
+def budgeted_steps(plan_at: Callable[[float], list[Any]], teacher_sizes: Sequence[Size],
+                   measure: str, asked: float) -> tuple[list[Any], float, dict[str, Any]]:
+    """The steps ``plan_at(ratio)`` plans (each with ``params`` and ``mults``) at the
+    widest uniform ratio meeting the budget, that ratio, and the budget's record
+    (asked, got, width) for the plan."""
     teacher = sum(s[0 if measure == "params" else 1] for s in teacher_sizes)
 
-    def attempt(ratio: float) -> tuple[float, Steps]:
+    def attempt(ratio: float) -> tuple[float, list[Any]]:
         steps = plan_at(ratio)
         return sum(getattr(s, measure) for s in steps) / teacher, steps
 

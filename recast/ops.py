@@ -16,7 +16,6 @@ ELEMENTWISE_ACTIVATIONS = frozenset({
     "sigmoid", "tanh", "leaky_relu", "elu", "selu", "celu", "mish", "softplus",
     "hardtanh", "logsigmoid", "softsign", "tanhshrink", "rrelu",
 })
-_ACTIVATIONS = ELEMENTWISE_ACTIVATIONS | {"relu_"}
 _RESHAPES = {
     "flatten", "view", "reshape", "permute", "transpose", "contiguous",
     "size", "getattr", "getitem", "chunk", "split", "unsqueeze", "squeeze",
@@ -71,7 +70,7 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
         return "pool" if _fixed_filter(node, modules) else "conv"
     if name == "linear":
         return "linear"
-    if name in _ACTIVATIONS or name.rstrip("_") in _ACTIVATIONS:
+    if name.rstrip("_") in ELEMENTWISE_ACTIVATIONS:
         return "act"
     if name in ("batch_norm", "layer_norm", "group_norm", "instance_norm"):
         return "norm"

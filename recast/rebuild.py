@@ -59,18 +59,14 @@ def stand_in(block: Block, in_channels: int, teacher: Size) -> Rebuilt:
     usual = rebuild_spec(block, in_channels)
     candidates = [usual] + [block_kind(k).rebuild(block, in_channels)
                             for k in CHEAPER_KINDS if k != usual.kind]
-    sized: list[Rebuilt] = []
+    sized: list[tuple[Rebuilt, bool]] = []  # each candidate, and whether its map fits
     for spec in candidates:
         params, mults, out_shape = spec_size(spec, shape)
-        if map_misfit(block, out_shape):
-            continue
-        fits = params <= teacher[0] and mults <= teacher[1]
-        rebuilt = Rebuilt(spec, params, mults, None if spec is usual else usual.kind, fits)
-        if fits:
-            return rebuilt
-        sized.append(rebuilt)
-    if not sized:  # no kind gives the block's map size: the usual one, as the paper does
-        params, mults, _ = spec_size(usual, shape)
-        return Rebuilt(usual, params, mults, fits=params <= teacher[0] and mults <= teacher[1])
-    return min(sized, key=lambda r: max(r.params / max(teacher[0], 1),
-                                        r.mults / max(teacher[1], 1)))
+        sized.append((Rebuilt(spec, params, mults, None if spec is usual else usual.kind,
+                              params <= teacher[0] and mults <= teacher[1]),
+                      map_misfit(block, out_shape) is None))
+    fitting = [rebuilt for rebuilt, map_fits in sized if map_fits]
+    if not fitting:  # no kind gives the block's map size: the usual one, as the paper does
+        return sized[0][0]
+    return next((r for r in fitting if r.fits), None) or min(
+        fitting, key=lambda r: max(r.params / max(teacher[0], 1), r.mults / max(teacher[1], 1)))
