@@ -47,16 +47,22 @@ class RecastResult:
         return folder
 
 
+def code_commit(short: bool = False) -> str | None:
+    """The git commit of the code that runs (None outside a git checkout): stamped in
+    config.json and in every benchmark result."""
+    args = ["git", "rev-parse", *(["--short"] if short else []), "HEAD"]
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def environment() -> dict[str, Any]:
     """Versions, machine and commit: what a reproduction needs."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     import recast
 
     return {"recast": recast.__version__, "torch": torch.__version__,
             "torchvision": torchvision.__version__, "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpu_count": torch.get_num_threads(), "commit": commit}
+            "cpu_count": torch.get_num_threads(), "commit": code_commit()}

@@ -26,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recast.result import code_commit  # noqa: E402
 from recast.baselines import fresh_student, train_student  # noqa: E402
 from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
@@ -136,14 +137,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Module:
     model = build_model(spec["model"], num_classes=data.num_classes,
                         width=spec["teacher_width"])
@@ -211,7 +204,7 @@ def main() -> None:
     out = Path(args.out)
     results: dict = {"pairs": []}
     command = " ".join(["python", "scripts/bench_cifar10.py", *sys.argv[1:]])
-    code = commit()  # the code this process loaded, even if HEAD moves while it runs
+    code = code_commit(short=True) or "unknown"  # the code this process loaded, even if HEAD moves while it runs
     invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
     for name in args.pair or sorted(PAIRS):

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recast.counting import count_costs  # noqa: E402
+from recast.result import code_commit  # noqa: E402
 from recast.onnx_io import write_onnx  # noqa: E402
 from recast.latency import (explain_speedup, measure_latency_ms,  # noqa: E402
                             measure_onnx_latency_ms, onnx_session)
@@ -254,7 +255,7 @@ def main() -> None:
     results = [bench_pair(*pair, threads_list, args) for pair in PAIRS]
     report = {
         "command": command(),
-        "commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+        "commit": code_commit(short=True), "dirty": bool(git("status", "--porcelain")),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},

@@ -10,7 +10,6 @@ Results: benchmarks/plans.json and benchmarks/plans.md.
 
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recast.result import code_commit  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.report import compression_report  # noqa: E402
@@ -74,8 +74,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = code_commit(short=True)
     results = {"command": "python scripts/bench_plans.py", "commit": commit,
                "machine": f"{platform.machine()}, {platform.python_version()}",
                "rows": []}

@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recast.result import code_commit  # noqa: E402
 from recast.engine import RecastConfig, Recaster  # noqa: E402
 from recast.losses import hinton_kd  # noqa: E402
 from recast.models import build_model  # noqa: E402
@@ -148,8 +148,7 @@ def main() -> None:
 
 
 def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip() or "unknown"
+    return code_commit(short=True) or "unknown"
 
 
 def _write(entry: dict, out: Path) -> None:

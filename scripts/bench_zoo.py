@@ -26,6 +26,10 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recast.result import code_commit  # noqa: E402
+
 SAMPLE = ROOT.parent / "shared" / "data" / "cifar10-small"
 
 # model:target:width, the smallest member of each family
@@ -136,8 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     previous = Path(args.out).with_suffix(".json")
     base = json.loads(previous.read_text()) if args.merge and previous.is_file() else None
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = code_commit(short=True)
     result = {"command": " ".join(["python", "scripts/bench_zoo.py", *sys.argv[1:]]),
               "commit": commit, "machine": f"{platform.machine()}, {args.threads} threads, "
               f"torch {torch.__version__}", "rows": []}

@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 import torchvision
 
 from recast.errors import WalkError
+from recast.result import code_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SIZES = {"inception_v3": 299}  # every other model takes 224x224
@@ -47,12 +47,7 @@ class ModelResult:
 
 def commit() -> str:
     """The current git commit, or 'uncommitted'."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
-        return out.stdout.strip() or "uncommitted"
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
+    return code_commit() or "uncommitted"
 
 
 def plan_specs(plan: str) -> list[str]:
