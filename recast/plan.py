@@ -20,8 +20,8 @@ ratio against the teacher (recast/budget.py).
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from torch import nn
 
@@ -38,6 +38,9 @@ from recast.widths import ratios, target_spec
 # blocks of token sequences (ViT, Swin): no feature-map target reads them
 TOKEN_KINDS = ("attention", "mlp")
 
+# why a recastable block was kept: its target would cost more, or cannot give its shape
+KeptBecause = Literal["bigger", "shape"]
+
 
 @dataclass(frozen=True)
 class Step:
@@ -45,8 +48,9 @@ class Step:
 
     A kept block has no spec unless it had to be rebuilt as a fresh block (of
     its own kind, or a cheaper one) to read a narrower input; ``kept_reason``
-    says why a recastable block was kept. ``params``/``mults`` are the student
-    block's.
+    says why a recastable block was kept and ``kept_because`` which kind of
+    reason it is (its target would be ``bigger``, or could not give the block's
+    output ``shape``). ``params``/``mults`` are the student block's.
     """
 
     block: Block
@@ -57,6 +61,7 @@ class Step:
     params: int = 0
     mults: int = 0
     note: str | None = None  # how a recast step was shaped, e.g. its output width kept
+    kept_because: KeptBecause | None = None
 
     @property
     def recast(self) -> bool:
@@ -168,12 +173,13 @@ def make_plan(
 def _nothing_recast(plan: Plan) -> str:
     """Why a plan that keeps every block is refused (it would train the teacher
     again), and what may change that."""
-    reasons = [s.kept_reason.split(";")[0] for s in plan.kept_steps() if s.kept_reason]
+    kept = plan.kept_steps()
+    reasons = [s.kept_reason.split(";")[0] for s in kept if s.kept_reason]
     why = (f": {reasons[0]}" if reasons else "") + \
         (f", and so on for all {len(reasons)}" if len(reasons) > 1 else "")
     advice = ("a smaller width or another --target may recast some (dwconv or mbconv suit "
               "depthwise and grouped blocks), or pass --allow-bigger"
-              if any("bigger" in r for r in reasons) else
+              if any(s.kept_because == "bigger" for s in kept) else
               "`recast inspect` shows what its blocks are")
     return (f"no block of {plan.chain.model_name} would be recast into {plan.target} "
             f"blocks{why}; {advice}")
@@ -197,28 +203,28 @@ class _Planner:
         steps: list[Step] = []
         channels = self.chain.input_shape[1]
         for block in self.chain.blocks:
-            step, reason = (self._recast(block, channels, ratio_of[block.index], multiple)
-                            if block.index in ratio_of else (None, None))
+            step, why = (self._recast(block, channels, ratio_of[block.index], multiple)
+                         if block.index in ratio_of else (None, None))
             if step is None:
-                step = self._kept(block, channels, reason)
+                step = self._kept(block, channels, why)
             steps.append(step)
             channels = step.out_channels
         return steps
 
     def _recast(self, block: Block, channels: int, ratio: float,
-                multiple: int | None) -> tuple[Step | None, str | None]:
+                multiple: int | None) -> tuple[Step | None, tuple[KeptBecause, str] | None]:
         """The recast step of ``block``, or None and why the block is kept."""
         spec = target_spec(block, self.target, ratio, channels, multiple)
         spec, note = self._fit_next(block, spec)
         params, mults, shape = spec_size(spec, (1, channels, *block.in_shape[2:]))
         misfit = map_misfit(block, shape)
         if misfit:
-            return None, misfit
+            return None, ("shape", misfit)
         teacher = self.sizes[block.index]
         more = [f"{k} {a:,} > {b:,}" for k, a, b in
                 (("params", params, teacher[0]), ("mults", mults, teacher[1])) if a > b]
         if more and not self.allow_bigger:
-            return None, f"{self.target} target would be bigger ({', '.join(more)})"
+            return None, ("bigger", f"{self.target} target would be bigger ({', '.join(more)})")
         return Step(block, spec, channels, spec.out_channels, params=params, mults=mults,
                     note=note), None
 
@@ -238,15 +244,17 @@ class _Planner:
         return (spec, None) if reason is None else keep_output_width(spec, block, following,
                                                                      reason)
 
-    def _kept(self, block: Block, channels: int, reason: str | None) -> Step:
+    def _kept(self, block: Block, channels: int,
+              why: tuple[KeptBecause, str] | None) -> Step:
         key = (block.index, channels)
         if key not in self.kept:
             self.kept[key] = _kept(block, channels, self.sizes[block.index])
         step = self.kept[key]
-        if reason is None:
+        if why is None:
             return step
-        return Step(step.block, step.spec, step.in_channels, step.out_channels,
-                    reason + (step.kept_reason or ""), step.params, step.mults)
+        because, reason = why
+        return replace(step, kept_reason=reason + (step.kept_reason or ""),
+                                   kept_because=because)
 
     def rounding_cost(self, ratio_of: dict[int, float]) -> dict[str, Any]:
         """What the same ratios plan to without rounding, to show rounding's cost."""

@@ -90,7 +90,8 @@ def compression_report(
             "params": before.params, "params_after": after.params,
             "mults": before.mults, "mults_after": after.mults,
             "macs": before.macs, "macs_after": after.macs,
-            "kept_reason": step.kept_reason, "note": step.note,
+            "kept_reason": step.kept_reason, "kept_because": step.kept_because,
+            "note": step.note,
         })
     return report
 

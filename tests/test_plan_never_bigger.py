@@ -32,10 +32,12 @@ def test_a_bigger_target_is_kept_and_the_plan_says_why(mobilenet_chain) -> None:
     kept = {s.block.index: s for s in plan.kept_steps()}
     assert 1 in kept and not kept[1].recast and kept[1].spec is None
     assert "conv target would be bigger" in kept[1].kept_reason
+    assert kept[1].kept_because == "bigger"
     assert plan.size["student"]["params"] <= plan.size["teacher"]["params"]
     report = compression_report(plan, latency=False)
     entry = report["blocks"][1]
     assert not entry["recast"] and entry["kept_reason"] == kept[1].kept_reason
+    assert entry["kept_because"] == "bigger"
     assert entry["params_after"] == entry["params"]
     markdown = report_markdown(report)
     assert "| kept* |" in markdown and kept[1].kept_reason in markdown
@@ -115,3 +117,28 @@ def test_a_student_bigger_than_the_teacher_is_refused_unless_forced(monkeypatch)
     with pytest.raises(PlanError, match="more params than the teacher .*--allow-bigger"):
         make_plan(chain, "conv", 0.5)
     assert make_plan(chain, "conv", 0.5, allow_bigger=True).size["student"]["params"] > 10**8
+
+
+class Halver(nn.Module):
+    """A test-only kind whose map is always half the teacher block's: it never fits."""
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(spec.in_channels, spec.out_channels, 1, 2 * spec.stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+def test_a_plan_whose_targets_never_fit_is_refused_with_other_advice() -> None:
+    def target_spec(source, ratio, channels):
+        return BlockSpec("halver", channels, scaled(source.out_channels, ratio), source.stride)
+
+    register_kind(BlockKind("halver", Halver, target_spec, same_widths("halver")))
+    try:
+        with pytest.raises(PlanError, match=r"would be recast into halver blocks: a stride-1 "
+                           r"target gives a 16x16 map .*; `recast inspect` shows") as caught:
+            make_plan(walk(build_model("resnet20", width=0.5)), "halver", 0.5)
+        assert "--allow-bigger" not in str(caught.value)  # size is not what stood in the way
+    finally:
+        del BLOCK_KINDS["halver"]
