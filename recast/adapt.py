@@ -17,17 +17,9 @@ from torch import fx, nn
 from blocks.weights import copy_bn
 
 from recast.errors import PlanError
-from recast.ops import ELEMENTWISE_ACTIVATIONS, target_name
+from recast.ops import ELEMENTWISE_ACTIVATION_MODULES, is_elementwise_activation, target_name
 
-# activations that mix channels or hold one weight per channel are not elementwise
-_NOT_ELEMENTWISE = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d,
-                    nn.MultiheadAttention, nn.GLU, nn.PReLU)
-_ACTIVATIONS = tuple(
-    cls for cls in vars(nn.modules.activation).values()
-    if isinstance(cls, type) and issubclass(cls, nn.Module)
-    and cls.__module__ == nn.modules.activation.__name__
-    and not issubclass(cls, _NOT_ELEMENTWISE) and cls is not nn.Module)
-_PASS_THROUGH = _ACTIVATIONS + (
+_PASS_THROUGH = ELEMENTWISE_ACTIVATION_MODULES + (
     nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten, nn.modules.pooling._MaxPoolNd,
     nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
     nn.modules.pooling._AdaptiveMaxPoolNd,
@@ -124,7 +116,7 @@ def _is_shape_free(node: fx.Node) -> bool:
     name = target_name(node)
     return name in {"flatten", "adaptive_avg_pool2d", "avg_pool2d",
                     "max_pool2d", "dropout", "size", "getattr", "view", "reshape",
-                    "mean", "getitem"} or name.rstrip("_") in ELEMENTWISE_ACTIVATIONS
+                    "mean", "getitem"} or is_elementwise_activation(name)
 
 
 def _rebuilt(layer: nn.Module, path: str, old: int, new: int) -> nn.Module:

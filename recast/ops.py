@@ -10,12 +10,24 @@ from typing import Any
 
 from torch import fx, nn
 
-# elementwise activations by function or method name (an in-place "_" aside)
-ELEMENTWISE_ACTIVATIONS = frozenset({
-    "relu", "relu6", "gelu", "silu", "hardswish", "hardsigmoid",
-    "sigmoid", "tanh", "leaky_relu", "elu", "selu", "celu", "mish", "softplus",
-    "hardtanh", "logsigmoid", "softsign", "tanhshrink", "rrelu",
-})
+# nn's activation modules, less those that mix channels or hold a weight per channel
+_NOT_ELEMENTWISE = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d,
+                    nn.MultiheadAttention, nn.GLU, nn.PReLU)
+ELEMENTWISE_ACTIVATION_MODULES: tuple[type[nn.Module], ...] = tuple(
+    cls for cls in vars(nn.modules.activation).values()
+    if isinstance(cls, type) and issubclass(cls, nn.Module)
+    and cls.__module__ == nn.modules.activation.__name__
+    and not issubclass(cls, _NOT_ELEMENTWISE) and cls is not nn.Module)
+# the same activations called as functions or methods: F.leaky_relu is nn.LeakyReLU
+_ELEMENTWISE_KEYS = frozenset(cls.__name__.lower() for cls in ELEMENTWISE_ACTIVATION_MODULES)
+
+
+def is_elementwise_activation(name: str) -> bool:
+    """Whether a function or method name (``leaky_relu``, ``relu_``) calls one of
+    ``ELEMENTWISE_ACTIVATION_MODULES``: one list of the idea, by module class."""
+    return name.rstrip("_").replace("_", "").lower() in _ELEMENTWISE_KEYS
+
+
 _RESHAPES = {
     "flatten", "view", "reshape", "permute", "transpose", "contiguous",
     "size", "getattr", "getitem", "chunk", "split", "unsqueeze", "squeeze",
@@ -70,7 +82,7 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
         return "pool" if _fixed_filter(node, modules) else "conv"
     if name == "linear":
         return "linear"
-    if name.rstrip("_") in ELEMENTWISE_ACTIVATIONS:
+    if is_elementwise_activation(name):
         return "act"
     if name in ("batch_norm", "layer_norm", "group_norm", "instance_norm"):
         return "norm"

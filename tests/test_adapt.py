@@ -42,3 +42,24 @@ def test_a_depthwise_reader_is_named_with_the_fix() -> None:
 
     with pytest.raises(PlanError, match="cannot rebuild 'dw'"):
         adapt_input(fx.symbolic_trace(Depthwise()), (1, 8, 4, 4), 5)
+
+
+class ActivatedHead(nn.Module):
+    """One activation written three ways before the pooling: module, function, method."""
+
+    def __init__(self, last: str = "relu_") -> None:
+        super().__init__()
+        self.act, self.last = nn.Hardswish(), last
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = getattr(nn.functional.leaky_relu(self.act(x)), self.last)(*(
+            [1] if self.last == "softmax" else []))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_an_elementwise_activation_passes_through_however_written() -> None:
+    adapted = adapt_input(fx.symbolic_trace(ActivatedHead()), (1, 8, 4, 4), 5)
+    assert output_shape(adapted, (1, 5, 4, 4)) == (1, 10)
+    with pytest.raises(PlanError, match="softmax"):  # mixes channels: not elementwise
+        adapt_input(fx.symbolic_trace(ActivatedHead("softmax")), (1, 8, 4, 4), 5)
