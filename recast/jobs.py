@@ -51,10 +51,16 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
     for note in chain.notes:
         progress.log(f"recast: note: {note}")
     plan = make_plan(chain, spec.target, spec.widths, **spec.plan)
-    check_savable([plan.build_block(i) if step.spec is None else step.block.tail
-                   for i, step in enumerate(plan.steps)
-                   if step.spec is None or step.block.tail is not None])  # not after training
+    check_savable(_taken_as_they_are(plan))  # refused now, not after the training
     return plan
+
+
+def _taken_as_they_are(plan: Plan) -> list[torch.nn.Module]:
+    """The teacher's modules the student keeps unchanged (kept blocks, the pooling
+    tails of recast ones): a student file must be able to store them."""
+    kept = [plan.build_block(i) for i, step in enumerate(plan.steps) if step.spec is None]
+    return kept + [step.block.tail for step in plan.steps
+                   if step.spec is not None and step.block.tail is not None]
 
 
 def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None:
