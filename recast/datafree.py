@@ -27,9 +27,10 @@ from recast.teacher import build_teacher, load_teacher
 SYNTHETIC = "synthetic.npz"
 
 
-def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None,
-                        progress: Progress) -> dict:
-    """Replace ``data.train`` by the synthetic set (from ``saved`` on a resume)."""
+def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None, progress: Progress,
+                        teacher_state: dict[str, torch.Tensor] | None = None) -> dict:
+    """Replace ``data.train`` by the synthetic set (from ``saved`` on a resume);
+    ``teacher_state``: the teacher file's contents, when read already."""
     if not spec.teacher:
         raise RecastError("--data synthetic needs the teacher to synthesise from; pass a "
                           "trained one with --teacher FILE")
@@ -42,9 +43,9 @@ def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None,
         info = json.loads((saved / "synthetic.json").read_text())
         progress.log(f"recast: note: the synthetic training set of {saved} is reused")
     else:
-        classes = teacher_classes(spec.model, spec.teacher, data)
+        classes = teacher_classes(spec.model, spec.teacher, data, teacher_state)
         teacher = build_teacher(spec.model, classes, data.in_channels, data.image_size)
-        load_teacher(teacher, spec.teacher)
+        load_teacher(teacher, spec.teacher, teacher_state)
         settings = SynthesisSettings(images=spec.synthetic_images, steps=spec.synthetic_steps,
                                      seed=spec.seed)
         progress.log(f"synthesising {settings.images} images from the teacher's BN statistics "

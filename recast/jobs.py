@@ -24,8 +24,8 @@ from recast.run_report import trained_report
 from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
 from recast.runspec import RunSpec
 from recast.serialize import check_savable, read_student
-from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_teacher, \
-    train_teacher
+from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_state, \
+    load_teacher, train_teacher
 from recast.training import evaluate, pick_device
 from recast.walker import walk
 
@@ -74,13 +74,14 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     torch.manual_seed(spec.seed)
     data = load_job_data(spec.model.dataset, spec.data_dir, spec.limit_train, spec.limit_test,
                          progress)
-    synthetic = synthetic_train_set(spec, data, out if resume else None, progress) \
+    state = load_state(spec.teacher) if spec.teacher else None  # the file is read once
+    synthetic = synthetic_train_set(spec, data, out if resume else None, progress, state) \
         if spec.synthetic_images else None
-    settle_labels(spec, data, progress)  # without labels: refusals, teacher's class count
+    settle_labels(spec, data, progress, state)  # without labels: the teacher's class count
     teacher = build_teacher(spec.model, data.num_classes, data.in_channels, data.image_size)
     plan = _plan(teacher, data, spec, progress)  # a bad plan fails before any training
     if spec.teacher:
-        load_teacher(teacher, spec.teacher)
+        load_teacher(teacher, spec.teacher, state)
         finish_labels(teacher, data, progress)
     if not resume:
         distributed.on_main(lambda: _open(out, spec, force, synthetic))

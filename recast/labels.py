@@ -24,8 +24,10 @@ from recast.training import fast_layout
 AGREEMENT = "agreement with the teacher's top-1 class (the test images have no labels)"
 
 
-def settle_labels(spec: RunSpec, data: Data, progress: Progress) -> None:
-    """Fit ``spec`` to the data's labels (in place); refuse what cannot run without them."""
+def settle_labels(spec: RunSpec, data: Data, progress: Progress,
+                  teacher_state: dict[str, torch.Tensor] | None = None) -> None:
+    """Fit ``spec`` to the data's labels (in place); refuse what cannot run without them.
+    ``teacher_state``: the teacher file's contents, when read already."""
     reason = "--labels none reads no label"
     if not data.train.labelled:
         reason = f"{data.source} has no training labels"
@@ -40,7 +42,7 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress) -> None:
     if spec.config.labels == "none":
         check_labelless(spec.teacher, spec.method, reason)
         data.train = data.train.without_labels()
-        data.num_classes = teacher_classes(spec.model, str(spec.teacher), data)
+        data.num_classes = teacher_classes(spec.model, str(spec.teacher), data, teacher_state)
         how = (f"the block steps never read one and the fine-tune learns the teacher's "
                f"outputs only: {finetune_label(spec.config)}") if spec.method == "recast" \
             else f"--method {spec.method} learns the teacher's outputs only (alpha 1)"
@@ -51,10 +53,12 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress) -> None:
                           f"or give test labels")
 
 
-def teacher_classes(model: ModelSpec, path: str, data: Data) -> int:
-    """The class count of the teacher file: its last Linear (or conv) layer's outputs."""
+def teacher_classes(model: ModelSpec, path: str, data: Data,
+                    state: dict[str, torch.Tensor] | None = None) -> int:
+    """The class count of the teacher file (``state``: its contents, when read already):
+    its last Linear (or conv) layer's outputs."""
     probe = build_teacher(model, 10, data.in_channels, data.image_size)
-    state = load_state(path)
+    state = load_state(path) if state is None else state
     heads = [name for name, module in probe.named_modules()
              if isinstance(module, (nn.Linear, nn.Conv2d)) and f"{name}.weight" in state]
     if not heads:

@@ -106,9 +106,11 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_teacher(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load weights into ``model``; a mismatch names the keys at fault."""
-    state = load_state(path)
+def load_teacher(model: nn.Module, path: str | Path,
+                 state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Load weights into ``model`` (``state``: the file's, when read already); a
+    mismatch names the keys at fault."""
+    state = load_state(path) if state is None else state
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -33,14 +33,20 @@ def _data_with_other_training_images(tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_data_free_recast_saves_its_set_and_reads_no_training_image(teacher,
-                                                                       tmp_path) -> None:
+def test_a_data_free_recast_saves_its_set_and_reads_no_training_image(teacher, tmp_path,
+                                                                       monkeypatch) -> None:
+    import recast.teacher
+
+    reads: list[str] = []
+    monkeypatch.setattr(recast.teacher, "load_file",
+                        lambda path: reads.append(path) or load_file(path))
     first, second = tmp_path / "a", tmp_path / "b"
     assert run([*RUN, "--teacher", str(teacher), "--data-dir", str(SMALL),
                 "--out", str(first)]) == 0
     other = _data_with_other_training_images(tmp_path)
     assert run([*RUN, "--teacher", str(teacher), "--data-dir", str(other),
                 "--out", str(second)]) == 0
+    assert reads == [str(teacher)] * 2  # each run reads the teacher file once
     assert np.load(first / "synthetic.npz")["x"].shape == (128, 32, 32, 3)
     report = json.loads((first / "report.json").read_text())
     assert report["labels"] == "none" and report["student"]["accuracy"] >= 0
