@@ -1,5 +1,6 @@
 """Find the widest uniform width ratio whose student meets a params or mults budget."""
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -48,12 +49,22 @@ def budgeted_steps(plan_at: Callable[[float], list[Any]], teacher_sizes: Sequenc
     widest uniform ratio meeting the budget, that ratio, and the budget's record
     (asked, got, width) for the plan."""
     teacher = sum(s[0 if measure == "params" else 1] for s in teacher_sizes)
+    tried: list[list[Any]] = []
 
     def attempt(ratio: float) -> tuple[float, list[Any]]:
         steps = plan_at(ratio)
+        tried.append(steps)
+        if not any(s.recast for s in steps):  # compresses nothing: a narrower ratio may
+            return math.inf, steps            # give targets small enough to recast
         return sum(getattr(s, measure) for s in steps) / teacher, steps
 
-    ratio, got, steps = search_ratio(attempt, asked, measure)
+    try:
+        ratio, got, steps = search_ratio(attempt, asked, measure)
+    except PlanError:
+        if not tried or any(s.recast for steps in tried for s in steps):
+            raise
+        # no ratio recasts a block: the plan's own refusal says why each was kept
+        return tried[-1], 0.0, {"measure": measure, "asked": asked}
     budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
                               "width": round(ratio, 4)}
     if ratio == 1.0 and got < asked:

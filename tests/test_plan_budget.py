@@ -68,3 +68,12 @@ def test_an_impossible_budget_names_the_least_it_can_do(vgg16) -> None:
 def test_budget_arguments_are_checked(vgg16, kwargs, match) -> None:
     with pytest.raises(PlanError, match=match):
         make_plan(vgg16, "conv", **kwargs)
+
+
+def test_a_budget_whose_full_width_recasts_nothing_looks_narrower() -> None:
+    """At width 1 every basic block is bigger than its dense stage (all kept, so the
+    plan would be refused); a budget of 1.0 must find the width that recasts some."""
+    chain = walk(build_model("densenet_bc_100_12", width=0.5))
+    plan = make_plan(chain, "basic", budget_params=1.0)
+    assert plan.recast_steps() and plan.budget["width"] < 1.0
+    assert plan.size["student"]["params"] <= plan.size["teacher"]["params"]

@@ -140,5 +140,7 @@ def test_a_plan_whose_targets_never_fit_is_refused_with_other_advice() -> None:
                            r"target gives a 16x16 map .*; `recast inspect` shows") as caught:
             make_plan(walk(build_model("resnet20", width=0.5)), "halver", 0.5)
         assert "--allow-bigger" not in str(caught.value)  # size is not what stood in the way
+        with pytest.raises(PlanError, match="would be recast into halver blocks: a stride-1"):
+            make_plan(walk(build_model("resnet20", width=0.5)), "halver", budget_params=0.5)
     finally:
         del BLOCK_KINDS["halver"]
