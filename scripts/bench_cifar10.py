@@ -93,6 +93,9 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the kd-mse baseline's own fine-tune (logit MSE + CE, SGD at lr 0.05) after the
     # closed-form start: what the warm start adds to the best alternative's recipe
     "solve-mse-sgd": (0.2, _sgd_finetune("mse-ce", 0.05, solve="target")),
+    # the same with a twentieth of the budget on block steps: the closed form does the
+    # warm start's work, and the fine-tune gets 95% of the images
+    "solve-mse-sgd-f05": (0.05, _sgd_finetune("mse-ce", 0.05, solve="target")),
     # the same with a gentler fine-tune that keeps more of the solved start
     "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
