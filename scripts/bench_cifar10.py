@@ -182,7 +182,11 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
             "images": outcome.images,
             "seconds": time.perf_counter() - started, "curve": outcome.curve,
             "step_seconds": step_seconds, "config": recaster.config.to_json(),
-            "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps]}
+            "step_accuracy": [round(s.accuracy, 2) for s in outcome.steps],
+            "step_loss": [round(s.final_mse, 4) for s in outcome.steps],
+            "step_fit_mse": [None if s.fit_mse_before is None else
+                             f"{s.fit_mse_before:.3g} -> {s.fit_mse_after:.3g}"
+                             for s in outcome.steps]}
 
 
 def main() -> None:

@@ -169,5 +169,10 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             if "step_seconds" in run:
                 lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
                 lines.append(f"  - accuracy after each step (%): {run['step_accuracy']}")
+            if "step_loss" in run:
+                lines.append(f"  - block loss at the end of each step: {run['step_loss']}")
+            if any(run.get("step_fit_mse", [])):
+                lines.append(f"  - closed-form fit, pre-activation MSE before -> after: "
+                             f"{run['step_fit_mse']}")
         lines.append("")
     return "\n".join(lines) + "\n"
