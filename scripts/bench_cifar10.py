@@ -12,6 +12,7 @@ it, so partial runs accumulate.
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -163,6 +164,15 @@ def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Modu
     return load_teacher(model, path).eval()
 
 
+def fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the weights: which teacher a run learned from, whatever file held it."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
                progress: Progress) -> dict[str, Any]:
     fraction, overrides = VARIANTS[variant]
@@ -222,6 +232,7 @@ def main() -> None:
         teacher = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache")
         test = BatchLoader(data.test, data.mean, data.std, 500, train=False)
         teacher_accuracy = evaluate(teacher, test, torch.device("cpu"))
+        teacher_id = {"accuracy": round(teacher_accuracy, 2), "sha": fingerprint(teacher)}
         plan = make_plan(walk(teacher, (1, 3, 32, 32)), spec["target"], spec["width"])
         example = torch.randn(1, 3, 32, 32)
         t_cost, _ = count_costs(teacher, example)
@@ -268,7 +279,7 @@ def main() -> None:
                     record["seconds"] = round(record["seconds"], 1)
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
                     record["command"], record["commit"] = command, code
-                    record["invocation"] = invocation
+                    record["invocation"], record["teacher"] = invocation, teacher_id
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)

@@ -112,6 +112,19 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
     return files
 
 
+def teachers_of(entry: dict) -> dict[str, list[str]]:
+    """Method:seed keys by the teacher their run learned from, for runs that record it
+    (from commit after 1aa4531 on); older runs are grouped as 'not recorded'."""
+    by_teacher: dict[str, list[str]] = {}
+    for key, by_seed in entry.get("runs", {}).items():
+        for seed, run in by_seed.items():
+            teacher = run.get("teacher")
+            who = (f"teacher {teacher['accuracy']}% [{teacher['sha']}]" if teacher
+                   else "teacher not recorded")
+            by_teacher.setdefault(who, []).append(f"{key} s{seed}")
+    return by_teacher
+
+
 TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
 
 
@@ -152,6 +165,11 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
+        teachers = teachers_of(entry)
+        if len(teachers) > 1:
+            lines += ["", "Runs of this pair learned from different teachers (trained "
+                      "again when a cache was lost); compare rows of one teacher: " +
+                      "; ".join(f"{who} ({', '.join(keys)})" for who, keys in teachers.items())]
         scratch = entry.get("methods", {}).get("scratch")
         if scratch and scratch["accuracy"] >= t["accuracy"]:
             lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
