@@ -125,6 +125,55 @@ def teachers_of(entry: dict) -> dict[str, list[str]]:
     return by_teacher
 
 
+# methods that train the student's very network; prune-kd joins them on a compression
+# pair when its pruned net has the student's size (a pruned ResNet stays residual)
+SAME_STUDENT = ("kd", "kd-mse", "scratch")
+
+
+def goal_lines(entry: dict) -> list[str]:
+    """Issue 14's goals for the pair, computed from its table, for the fast preset's
+    recast and for the best recast variant: a point over the best alternative that
+    trains the same student, 60% of the scratch-to-teacher gap, 1.2x scratch's wall
+    time, three seeds."""
+    methods, student = entry.get("methods", {}), entry["student"]["params"]
+    alternatives = {k: m for k, m in methods.items() if k in SAME_STUDENT or (
+        k == "prune-kd" and entry["kind"] == "compression"
+        and abs((m.get("params") or 0) - student) <= 0.05 * student)}
+    variants = {k: m for k, m in methods.items() if k.startswith("recast:")}
+    if not alternatives or not variants:
+        return []
+    alt_key, alt = max(alternatives.items(), key=lambda kv: kv[1]["accuracy"])
+    best_key = max(variants, key=lambda k: variants[k]["accuracy"])
+    shown = [("recast (`fast` preset)", methods.get("recast")), (f"best variant: {best_key}",
+                                                                variants[best_key])]
+    shown = [(label, m) for label, m in shown if m is not None]
+    if len(shown) == 2 and shown[0][1] is shown[1][1]:  # the preset's variant is the best
+        shown = shown[:1]
+
+    def mark(ok: bool | None) -> str:
+        return "-" if ok is None else "reached" if ok else "**missed**"
+
+    def cells(m: dict) -> list[str]:
+        margin = round(m["accuracy"] - alt["accuracy"], 2)
+        gap, wall = m.get("gap_closed"), m.get("wall_vs_scratch")
+        return [f"{margin:+.2f}: {mark(margin >= 1.0)}",
+                f"{gap:.0%}: {mark(gap >= 0.6)}" if gap is not None else "- (no gap)",
+                f"{wall}x: {mark(wall <= 1.2)}" if wall is not None else "- (not measured)",
+                f"{m['seeds']}: {mark(m['seeds'] >= 3)}"]
+
+    rows = [f"vs the best alternative of the same student ({alt_key}, {alt['accuracy']}%, "
+            f"{alt['seeds']} seed{'s' * (alt['seeds'] > 1)}), goal +1 point",
+            "share of the scratch-to-teacher gap closed, goal 60%",
+            "wall time vs scratch, same invocation, goal 1.2x", "seeds, goal 3"]
+    lines = ["", "Goals (issue 14), computed from the table:", "",
+             "| goal | " + " | ".join(label for label, _ in shown) + " |",
+             "|---|" + "---|" * len(shown)]
+    columns = [cells(m) for _, m in shown]
+    lines += [f"| {row} | " + " | ".join(col[i] for col in columns) + " |"
+              for i, row in enumerate(rows)]
+    return lines
+
+
 TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
 
 
@@ -165,6 +214,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
+        lines += goal_lines(entry)
         teachers = teachers_of(entry)
         if len(teachers) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "
