@@ -1,0 +1,48 @@
+"""scripts/cifar10_results.py: issue 14's goals are computed from a pair's table,
+against the best alternative that trains the same student."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from cifar10_results import goal_lines, summarise  # noqa: E402
+
+
+def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
+    return {"accuracy": accuracy, "images": 900, "seconds": seconds, "params": params,
+            "command": "c", "invocation": "i"}
+
+
+def _entry(kind: str, prune_params: int) -> dict:
+    entry = {"name": "pair", "kind": kind, "teacher": {"accuracy": 80.0},
+             "student": {"params": 1000},
+             "runs": {"scratch": {"0": _run(70.0)}, "kd-mse": {"0": _run(72.0)},
+                      "prune-kd": {"0": _run(79.0, prune_params)},
+                      "recast:warm-ce-sgd-lr02": {"0": _run(77.0, seconds=11.0)},
+                      "recast:solve": {"0": _run(74.0), "1": _run(74.0), "2": _run(74.0)}}}
+    summarise(entry, "warm-ce-sgd-lr02")
+    return entry
+
+
+def _cells(lines: list[str], goal: str) -> list[str]:
+    row = next(line for line in lines if line.startswith(f"| {goal}"))
+    return [cell.strip() for cell in row.strip("|").split("|")][1:]
+
+
+def test_a_transformation_pair_never_counts_the_residual_pruned_net() -> None:
+    lines = goal_lines(_entry("transformation", prune_params=1000))
+    assert any("(kd-mse, 72.0%, 1 seed)" in line for line in lines)
+    assert _cells(lines, "vs the best") == ["+5.00: reached"]  # the preset is the best
+    assert _cells(lines, "share of the") == ["70%: reached"]
+    assert _cells(lines, "wall time") == ["1.1x: reached"]
+    assert _cells(lines, "seeds") == ["1: **missed**"]
+
+
+@pytest.mark.parametrize("params, against", [(1020, "prune-kd"), (2000, "kd-mse")])
+def test_a_compression_pair_counts_pruning_only_at_the_students_size(params, against):
+    lines = goal_lines(_entry("compression", prune_params=params))
+    assert any(f"({against}, " in line for line in lines)
+    assert _cells(lines, "vs the best")[0].endswith(
+        "**missed**" if against == "prune-kd" else "reached")
