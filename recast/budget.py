@@ -8,6 +8,10 @@ from recast.counting import Size
 from recast.errors import PlanError
 
 BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
+
+
+class BudgetUnmet(PlanError):
+    """No width ratio gives a student within the budget."""
 Planned = TypeVar("Planned")
 
 
@@ -37,7 +41,7 @@ def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float
         else:
             high = ratio
     if best is None:
-        raise PlanError(f"no width meets a {measure} budget of {asked}: the narrowest "
+        raise BudgetUnmet(f"no width meets a {measure} budget of {asked}: the narrowest "
                         f"student keeps {got:.3f} of the teacher's {measure} (its fixed "
                         f"parts); ask for at least --budget-{measure} {got:.2f}")
     return best
@@ -49,22 +53,23 @@ def budgeted_steps(plan_at: Callable[[float], list[Any]], teacher_sizes: Sequenc
     widest uniform ratio meeting the budget, that ratio, and the budget's record
     (asked, got, width) for the plan."""
     teacher = sum(s[0 if measure == "params" else 1] for s in teacher_sizes)
-    tried: list[list[Any]] = []
+    tried: list[tuple[float, list[Any]]] = []
 
     def attempt(ratio: float) -> tuple[float, list[Any]]:
         steps = plan_at(ratio)
-        tried.append(steps)
+        tried.append((ratio, steps))
         if not any(s.recast for s in steps):  # compresses nothing: a narrower ratio may
             return math.inf, steps            # give targets small enough to recast
         return sum(getattr(s, measure) for s in steps) / teacher, steps
 
     try:
         ratio, got, steps = search_ratio(attempt, asked, measure)
-    except PlanError:
-        if not tried or any(s.recast for steps in tried for s in steps):
+    except BudgetUnmet:
+        if any(s.recast for _, steps in tried for s in steps):
             raise
-        # no ratio recasts a block: the plan's own refusal says why each was kept
-        return tried[-1], 0.0, {"measure": measure, "asked": asked}
+        # no ratio recasts a block: the caller refuses the plan, saying why each was kept
+        ratio, steps = tried[-1]
+        return steps, ratio, {"measure": measure, "asked": asked, "recasts_nothing": True}
     budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
                               "width": round(ratio, 4)}
     if ratio == 1.0 and got < asked:

@@ -83,6 +83,7 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     if spec.teacher:
         load_teacher(teacher, spec.teacher, state)
         finish_labels(teacher, data, progress)
+    del state  # the model holds the weights now: no second copy through the training
     if not resume:
         distributed.on_main(lambda: _open(out, spec, force, synthetic))
     try:

@@ -72,6 +72,8 @@ def node_role(node: fx.Node, modules: dict[str, nn.Module]) -> str:
         for kind, role in _MODULE_ROLES:
             if isinstance(module, kind):
                 return role
+        # every nn activation module is an "act" role, softmax and PReLU too: a role
+        # says where a block ends, not whether an op is elementwise (adapt asks that)
         if type(module).__module__.startswith("torch.nn.modules.activation"):
             return "act"
         # a module kept whole (a leaf): it anchors a block only if it has weights;

@@ -14,8 +14,7 @@ or, where its own graph cannot be (a residual add on its input), it becomes a
 fresh block reading the narrower input: of its own kind (the paper's rule for
 the block after a recast one), or a cheaper kind where that would be bigger
 (recast/rebuild.py). A plan that would keep every block is refused. A budget
-picks, by bisection, the one width ratio whose student meets a params or mults
-ratio against the teacher (recast/budget.py).
+picks the width ratio whose student meets a params or mults ratio (budget.py).
 """
 
 import copy
@@ -156,6 +155,8 @@ def make_plan(
                             ratios(1.0 if width is None else width, len(sources))))
         steps = planner.steps(ratio_of)
         plan = Plan(chain, target, steps, _totals(steps, sizes))
+    if not plan.recast_steps():
+        raise PlanError(_nothing_recast(plan))
     if round_channels and round_channels > 1:
         plan.rounding = planner.rounding_cost(ratio_of)
     student, teacher = plan.size["student"], plan.size["teacher"]
@@ -165,8 +166,6 @@ def make_plan(
             f"the planned student has more {' and '.join(bigger)} than the teacher "
             f"({', '.join(f'{student[k]:,} > {teacher[k]:,}' for k in bigger)}); use a "
             f"smaller --width or pass --allow-bigger")
-    if not plan.recast_steps():
-        raise PlanError(_nothing_recast(plan))
     return plan
 
 
@@ -177,8 +176,9 @@ def _nothing_recast(plan: Plan) -> str:
     reasons = [s.kept_reason.split(";")[0] for s in kept if s.kept_reason]
     why = (f": {reasons[0]}" if reasons else "") + \
         (f", and so on for all {len(reasons)}" if len(reasons) > 1 else "")
-    advice = ("a smaller width or another --target may recast some (dwconv or mbconv suit "
-              "depthwise and grouped blocks), or pass --allow-bigger"
+    advice = (f"{'another' if plan.budget else 'a smaller width or another'} --target may "
+              f"recast some (dwconv or mbconv suit depthwise and grouped blocks), or pass "
+              f"--allow-bigger"
               if any(s.kept_because == "bigger" for s in kept) else
               "`recast inspect` shows what its blocks are")
     return (f"no block of {plan.chain.model_name} would be recast into {plan.target} "
@@ -254,7 +254,7 @@ class _Planner:
             return step
         because, reason = why
         return replace(step, kept_reason=reason + (step.kept_reason or ""),
-                                   kept_because=because)
+                       kept_because=because)
 
     def rounding_cost(self, ratio_of: dict[int, float]) -> dict[str, Any]:
         """What the same ratios plan to without rounding, to show rounding's cost."""

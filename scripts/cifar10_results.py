@@ -34,6 +34,7 @@ def summarise(entry: dict, main_variant: str) -> None:
         methods[key] = summary
         if key == f"recast:{main_variant}":
             methods["recast"] = summary
+            entry["headline"] = key
     # share of the scratch-to-teacher gap each method closes: (m - scratch) / (t - scratch)
     scratch, teacher = methods.get("scratch"), entry.get("teacher", {}).get("accuracy")
     for summary in methods.values():  # no gap when scratch training matches the teacher
@@ -112,15 +113,21 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
     return files
 
 
+def same_size(method: dict, student_params: int) -> bool:
+    """Whether a method's network has the student's params, within 5% (pruning to a
+    width ratio gives another size)."""
+    return abs((method.get("params") or 0) - student_params) <= 0.05 * student_params
+
+
 def teachers_of(entry: dict) -> dict[str, list[str]]:
-    """Method:seed keys by the teacher their run learned from, for runs that record it
-    (from commit after 1aa4531 on); older runs are grouped as 'not recorded'."""
+    """Method:seed keys by the teacher their run learned from; runs from before
+    teachers were recorded (up to commit 1aa4531) fall under 'teacher unknown'."""
     by_teacher: dict[str, list[str]] = {}
     for key, by_seed in entry.get("runs", {}).items():
         for seed, run in by_seed.items():
             teacher = run.get("teacher")
             who = (f"teacher {teacher['accuracy']}% [{teacher['sha']}]" if teacher
-                   else "teacher not recorded")
+                   else "teacher unknown")
             by_teacher.setdefault(who, []).append(f"{key} s{seed}")
     return by_teacher
 
@@ -137,8 +144,7 @@ def goal_lines(entry: dict) -> list[str]:
     time, three seeds."""
     methods, student = entry.get("methods", {}), entry["student"]["params"]
     alternatives = {k: m for k, m in methods.items() if k in SAME_STUDENT or (
-        k == "prune-kd" and entry["kind"] == "compression"
-        and abs((m.get("params") or 0) - student) <= 0.05 * student)}
+        k == "prune-kd" and entry["kind"] == "compression" and same_size(m, student))}
     variants = {k: m for k, m in methods.items() if k.startswith("recast:")}
     if not alternatives or not variants:
         return []
@@ -147,7 +153,7 @@ def goal_lines(entry: dict) -> list[str]:
     shown = [("recast (`fast` preset)", methods.get("recast")), (f"best variant: {best_key}",
                                                                 variants[best_key])]
     shown = [(label, m) for label, m in shown if m is not None]
-    if len(shown) == 2 and shown[0][1] is shown[1][1]:  # the preset's variant is the best
+    if best_key == entry.get("headline"):  # the preset's variant is the best one
         shown = shown[:1]
 
     def mark(ok: bool | None) -> str:
@@ -202,7 +208,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
         unlike = []
         for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
             params = m.get("params")
-            if params and abs(params - s["params"]) > 0.05 * s["params"]:
+            if params and not same_size(m, s["params"]):
                 unlike.append(key)
             lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
                          f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
@@ -216,7 +222,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                       f"than the recast student, so it does not compare at equal cost."]
         lines += goal_lines(entry)
         teachers = teachers_of(entry)
-        if len(teachers) > 1:
+        if len([who for who in teachers if who != "teacher unknown"]) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "
                       "again when a cache was lost); compare rows of one teacher: " +
                       "; ".join(f"{who} ({', '.join(keys)})" for who, keys in teachers.items())]
@@ -240,7 +246,9 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             if "step_loss" in run:
                 lines.append(f"  - block loss at the end of each step: {run['step_loss']}")
             if any(run.get("step_fit_mse", [])):
+                fits = ", ".join("-" if fit is None else fit if isinstance(fit, str) else
+                                 f"{fit[0]:.3g} -> {fit[1]:.3g}" for fit in run["step_fit_mse"])
                 lines.append(f"  - closed-form fit, pre-activation MSE before -> after: "
-                             f"{run['step_fit_mse']}")
+                             f"[{fits}]")
         lines.append("")
     return "\n".join(lines) + "\n"

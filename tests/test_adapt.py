@@ -63,3 +63,18 @@ def test_an_elementwise_activation_passes_through_however_written() -> None:
     assert output_shape(adapted, (1, 5, 4, 4)) == (1, 10)
     with pytest.raises(PlanError, match="softmax"):  # mixes channels: not elementwise
         adapt_input(fx.symbolic_trace(ActivatedHead("softmax")), (1, 8, 4, 4), 5)
+
+
+@pytest.mark.parametrize("name", [
+    "relu", "relu6", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh",
+    "leaky_relu", "leaky_relu_", "elu", "selu", "celu", "mish", "softplus", "hardtanh",
+    "logsigmoid", "softsign", "tanhshrink", "rrelu", "relu_"])
+def test_every_functional_activation_name_matches_its_module(name) -> None:
+    from recast.ops import is_elementwise_activation
+    assert is_elementwise_activation(name)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "prelu", "glu", "add", "conv2d"])
+def test_channel_mixing_or_weighted_ops_are_not_elementwise(name) -> None:
+    from recast.ops import is_elementwise_activation
+    assert not is_elementwise_activation(name)

@@ -1,13 +1,14 @@
 """scripts/cifar10_results.py: issue 14's goals are computed from a pair's table,
 against the best alternative that trains the same student."""
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from cifar10_results import goal_lines, summarise  # noqa: E402
+from cifar10_results import goal_lines, summarise, teachers_of  # noqa: E402
 
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
@@ -32,7 +33,8 @@ def _cells(lines: list[str], goal: str) -> list[str]:
 
 
 def test_a_transformation_pair_never_counts_the_residual_pruned_net() -> None:
-    lines = goal_lines(_entry("transformation", prune_params=1000))
+    # as read back from the results file, where "recast" is a copy of its variant's row
+    lines = goal_lines(json.loads(json.dumps(_entry("transformation", prune_params=1000))))
     assert any("(kd-mse, 72.0%, 1 seed)" in line for line in lines)
     assert _cells(lines, "vs the best") == ["+5.00: reached"]  # the preset is the best
     assert _cells(lines, "share of the") == ["70%: reached"]
@@ -46,3 +48,13 @@ def test_a_compression_pair_counts_pruning_only_at_the_students_size(params, aga
     assert any(f"({against}, " in line for line in lines)
     assert _cells(lines, "vs the best")[0].endswith(
         "**missed**" if against == "prune-kd" else "reached")
+
+
+def test_runs_are_grouped_by_the_teacher_they_recorded() -> None:
+    entry = _entry("compression", prune_params=1000)
+    entry["runs"]["scratch"]["0"]["teacher"] = {"accuracy": 80.0, "sha": "aaa"}
+    entry["runs"]["kd-mse"]["0"]["teacher"] = {"accuracy": 79.9, "sha": "bbb"}
+    teachers = teachers_of(entry)
+    assert teachers["teacher 80.0% [aaa]"] == ["scratch s0"]
+    assert teachers["teacher 79.9% [bbb]"] == ["kd-mse s0"]
+    assert "prune-kd s0" in teachers["teacher unknown"]
