@@ -35,7 +35,8 @@ def main() -> None:
     report = json.loads((args.run_dir / "report.json").read_text())
     config = json.loads((args.run_dir / "config.json").read_text())
     synthetic = json.loads((args.run_dir / "synthetic.json").read_text())
-    pair = json.loads(args.labels.read_text())["pairs"][0] if args.labels.is_file() else None
+    pairs = json.loads(args.labels.read_text())["pairs"] if args.labels.is_file() else []
+    pair = next((p for p in pairs if p["name"] == "vgg16-conv"), None)  # this file's pair
     methods = pair["methods"] if pair else {}
     rows = [(name, methods[key]) for name, key in (
         ("recast, labelled (fast: CE fine-tune)", "recast:warm-ce-sgd-lr02"),
