@@ -10,9 +10,11 @@ from recast.errors import PlanError
 BISECTIONS = 14  # width-ratio resolution 1/16384: finer than channel rounding
 
 
+Planned = TypeVar("Planned")
+
+
 class BudgetUnmet(PlanError):
     """No width ratio gives a student within the budget."""
-Planned = TypeVar("Planned")
 
 
 def search_ratio(attempt: Callable[[float], tuple[float, Planned]], asked: float,
@@ -69,7 +71,7 @@ def budgeted_steps(plan_at: Callable[[float], list[Any]], teacher_sizes: Sequenc
             raise
         # no ratio recasts a block: the caller refuses the plan, saying why each was kept
         ratio, steps = tried[-1]
-        return steps, ratio, {"measure": measure, "asked": asked, "recasts_nothing": True}
+        return steps, ratio, {"measure": measure, "asked": asked}
     budget: dict[str, Any] = {"measure": measure, "asked": asked, "got": round(got, 4),
                               "width": round(ratio, 4)}
     if ratio == 1.0 and got < asked:

@@ -28,9 +28,9 @@ SYNTHETIC = "synthetic.npz"
 
 
 def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None, progress: Progress,
-                        teacher_state: dict[str, torch.Tensor] | None = None) -> dict:
+                        teacher_state: dict[str, torch.Tensor] | None) -> dict:
     """Replace ``data.train`` by the synthetic set (from ``saved`` on a resume);
-    ``teacher_state``: the teacher file's contents, when read already."""
+    ``teacher_state``: the contents of ``spec.teacher`` (None without one)."""
     if not spec.teacher:
         raise RecastError("--data synthetic needs the teacher to synthesise from; pass a "
                           "trained one with --teacher FILE")

@@ -18,16 +18,16 @@ from recast.finetune import finetune_label
 from recast.progress import Progress
 from recast.runspec import RunSpec, check_labelless
 from recast.settings import without_labels
-from recast.teacher import ModelSpec, build_teacher, load_state
+from recast.teacher import ModelSpec, build_teacher
 from recast.training import fast_layout
 
 AGREEMENT = "agreement with the teacher's top-1 class (the test images have no labels)"
 
 
 def settle_labels(spec: RunSpec, data: Data, progress: Progress,
-                  teacher_state: dict[str, torch.Tensor] | None = None) -> None:
+                  teacher_state: dict[str, torch.Tensor] | None) -> None:
     """Fit ``spec`` to the data's labels (in place); refuse what cannot run without them.
-    ``teacher_state``: the teacher file's contents, when read already."""
+    ``teacher_state``: the contents of ``spec.teacher`` (None without one)."""
     reason = "--labels none reads no label"
     if not data.train.labelled:
         reason = f"{data.source} has no training labels"
@@ -54,11 +54,10 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress,
 
 
 def teacher_classes(model: ModelSpec, path: str, data: Data,
-                    state: dict[str, torch.Tensor] | None = None) -> int:
-    """The class count of the teacher file (``state``: its contents, when read already):
-    its last Linear (or conv) layer's outputs."""
+                    state: dict[str, torch.Tensor]) -> int:
+    """The class count of the teacher file at ``path`` (``state``: its contents): its
+    last Linear (or conv) layer's outputs."""
     probe = build_teacher(model, 10, data.in_channels, data.image_size)
-    state = load_state(path) if state is None else state
     heads = [name for name, module in probe.named_modules()
              if isinstance(module, (nn.Linear, nn.Conv2d)) and f"{name}.weight" in state]
     if not heads:
