@@ -156,8 +156,8 @@ def goal_lines(entry: dict) -> list[str]:
     if best_key == entry.get("headline"):  # the preset's variant is the best one
         shown = shown[:1]
 
-    def mark(ok: bool | None) -> str:
-        return "-" if ok is None else "reached" if ok else "**missed**"
+    def mark(ok: bool) -> str:
+        return "reached" if ok else "**missed**"
 
     def cells(m: dict) -> list[str]:
         margin = round(m["accuracy"] - alt["accuracy"], 2)
@@ -246,8 +246,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             if "step_loss" in run:
                 lines.append(f"  - block loss at the end of each step: {run['step_loss']}")
             if any(run.get("step_fit_mse", [])):
-                fits = ", ".join("-" if fit is None else fit if isinstance(fit, str) else
-                                 f"{fit[0]:.3g} -> {fit[1]:.3g}" for fit in run["step_fit_mse"])
+                fits = ", ".join("-" if fit is None else f"{fit[0]:.3g} -> {fit[1]:.3g}"
+                                 for fit in run["step_fit_mse"])
                 lines.append(f"  - closed-form fit, pre-activation MSE before -> after: "
                              f"[{fits}]")
         lines.append("")
