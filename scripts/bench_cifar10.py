@@ -59,7 +59,7 @@ PAIRS: dict[str, dict[str, Any]] = {
                           kind="transformation"),
     # the paper's own transformation case (ResNet-56 -> a 29-layer plain net), where a
     # plain net is deep enough to train worse than its residual teacher; its half-width
-    # teacher has 3x the ResNet-20 pair's mults and has not been trained here yet
+    # teacher has not been trained here yet (`recast report resnet56 ...` gives its size)
     "resnet56-conv": dict(model="resnet56", teacher_width=0.5, target="conv", width=1.0,
                           kind="transformation"),
     "wrn16_4-basic": dict(model="wrn_16_4", teacher_width=0.25, target="basic", width=0.5,
@@ -233,7 +233,7 @@ def main() -> None:
     out = Path(args.out)
     results: dict = {"pairs": []}
     command = " ".join(["python", "scripts/bench_cifar10.py", *sys.argv[1:]])
-    code = code_commit(short=True) or "unknown"  # the code this process loaded, even if HEAD moves while it runs
+    code = code_commit(short=True) or "unknown"  # read now: HEAD may move while it runs
     invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
     for name in args.pair or [n for n in sorted(PAIRS) if n not in NOT_BY_DEFAULT]:
