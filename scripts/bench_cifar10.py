@@ -33,7 +33,6 @@ from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
-from recast.losses import BLOCK_LOSSES, LOSSES  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
@@ -46,6 +45,7 @@ from recast.walker import walk  # noqa: E402
 from cifar10_results import (  # noqa: E402
     entry_for, markdown, plot_curves, summarise, write_results)
 from prune_baseline import run_prune_kd  # noqa: E402
+from bench_variants import HEADLINE_VARIANT, VARIANTS  # noqa: E402
 
 PAIRS: dict[str, dict[str, Any]] = {
     "vgg16-conv": dict(model="vgg16", teacher_width=0.25, target="conv", width=0.4,
@@ -70,59 +70,8 @@ PAIRS: dict[str, dict[str, Any]] = {
 # matter of course)
 NOT_BY_DEFAULT = ("resnet56-conv",)
 
-# Recast variants: (fraction of the budget spent on block steps, config overrides).
-_WARM = dict(init="teacher", optimizer="adam", lr=1e-3)  # warm-started Adam block steps
-
-
-def _sgd_finetune(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
-    """Warm-started block steps, then an SGD fine-tune on ``loss`` (weight decay 5e-4)."""
-    return dict(_WARM, finetune_loss=loss, finetune_optimizer="sgd", finetune_lr=lr,
-                finetune_weight_decay=5e-4, **more)
-
-
-VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
-    # the authors' recipe shortened: 1 epoch per block, Adam, random init
-    "published-short": (None, dict(epochs_per_block=1, init="random", optimizer="adam",
-                                   lr=1e-3, finetune_loss="mse-ce")),
-    # the same with a warm start from the teacher's channels
-    "warm": (None, dict(_WARM, epochs_per_block=1, finetune_loss="mse-ce")),
-    # warm start, short block steps, then an SGD fine-tune: Hinton KD, logit MSE + CE,
-    # at lr 0.05 or a gentler 0.02 that keeps more of the warm start, or labels only
-    # (no teacher forward: a pass costs a scratch pass)
-    "warm-kd-sgd": (0.2, _sgd_finetune("kd", 0.05)),
-    "warm-mse-sgd": (0.2, _sgd_finetune("mse-ce", 0.05)),
-    "warm-kd-sgd-lr02": (0.2, _sgd_finetune("kd")),
-    "warm-ce-sgd-lr02": (0.2, _sgd_finetune("ce")),
-    # plus a closed-form warm start (recast/solve.py) of every target before its SGD;
-    # "next" also re-solves the rebuilt next block; "bn" recalibrates BN after each step
-    "solve-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target")),
-    "solve-next-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target+next")),
-    "solve-bn-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target", bn_recalibration=2048)),
-    "solve-mse-sgd-lr02": (0.2, _sgd_finetune("mse-ce", solve="target")),
-    "solve-kd-sgd-lr02": (0.2, _sgd_finetune("kd", solve="target")),
-    # the kd-mse baseline's own fine-tune (logit MSE + CE, SGD at lr 0.05) after the
-    # closed-form start: what the warm start adds to the best alternative's recipe
-    "solve-mse-sgd": (0.2, _sgd_finetune("mse-ce", 0.05, solve="target")),
-    # the same with a twentieth of the budget on block steps: the closed form does the
-    # warm start's work, and the fine-tune gets 95% of the images
-    "solve-mse-sgd-f05": (0.05, _sgd_finetune("mse-ce", 0.05, solve="target")),
-    # the same with a gentler fine-tune that keeps more of the solved start
-    "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
-    # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
-    "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
-    # all target blocks at once (recast/local.py), then the KD SGD fine-tune
-    "local-kd-sgd": (0.1, _sgd_finetune("kd", 0.05, block_training="local")),
-    "local-kd-sgd-lr02": (0.1, _sgd_finetune("kd", block_training="local")),
-}
-# one variant per fine-tune loss of the registry (benchmarks/losses.md)
-VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
-# one per block-step loss of the registry, the fine-tune held at ce
-VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
-                 for name in BLOCK_LOSSES})
-
-# The variant reported as "recast": the one the `fast` preset runs
-# (tests/test_presets.py holds the two together).
-HEADLINE_VARIANT = "warm-ce-sgd-lr02"
+# methods that never read the teacher's weights: they can run before it is trained
+TEACHER_FREE = ("scratch",)
 
 
 def parse_args() -> argparse.Namespace:
@@ -154,12 +103,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Module:
+def teacher_for(name: str, spec: dict, args, data, cache: Path,
+                needed: bool) -> tuple[torch.nn.Module, bool]:
+    """The pair's teacher and whether it is trained. Runs of teacher-free methods alone
+    plan from the untrained architecture rather than wait for a teacher to train."""
     model = build_model(spec["model"], num_classes=data.num_classes,
                         width=spec["teacher_width"])
     given = dict(item.split("=", 1) for item in args.teacher)
     path = Path(given.get(name, cache / f"{name}-teacher{'-quick' if args.quick else ''}"
                           f".safetensors"))
+    if not path.is_file() and not needed:
+        return model.eval(), False
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "recast", "train", spec["model"], "--teacher-width",
@@ -171,7 +125,7 @@ def teacher_for(name: str, spec: dict, args, data, cache: Path) -> torch.nn.Modu
         print("training teacher:", " ".join(command), flush=True)
         threads = {"OMP_NUM_THREADS": str(args.threads)}
         subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **threads})
-    return load_teacher(model, path).eval()
+    return load_teacher(model, path).eval(), True
 
 
 def fingerprint(model: torch.nn.Module) -> str:
@@ -238,10 +192,13 @@ def main() -> None:
     progress = Progress(quiet=True)
     for name in args.pair or [n for n in sorted(PAIRS) if n not in NOT_BY_DEFAULT]:
         spec = PAIRS[name]
-        teacher = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache")
+        needed = any(method not in TEACHER_FREE for method in methods)
+        teacher, trained = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache",
+                                       needed)
         test = BatchLoader(data.test, data.mean, data.std, 500, train=False)
-        teacher_accuracy = evaluate(teacher, test, torch.device("cpu"))
-        teacher_id = {"accuracy": round(teacher_accuracy, 2), "sha": fingerprint(teacher)}
+        teacher_accuracy = evaluate(teacher, test, torch.device("cpu")) if trained else None
+        teacher_id = {"accuracy": round(teacher_accuracy, 2),
+                      "sha": fingerprint(teacher)} if trained else None
         plan = make_plan(walk(teacher, (1, 3, 32, 32)), spec["target"], spec["width"])
         example = torch.randn(1, 3, 32, 32)
         t_cost, _ = count_costs(teacher, example)
@@ -254,14 +211,17 @@ def main() -> None:
                        f"{torch.__version__}", "quick": args.quick,
             "data": f"{args.data_dir} ({len(data.train)} train / {len(data.test)} test)",
             "budget_epochs": budget, "spec": spec,
-            "teacher": {"accuracy": round(teacher_accuracy, 2), "params": t_cost.params,
-                        "mults": t_cost.mults,
+            "teacher": {"params": t_cost.params, "mults": t_cost.mults,
                         "latency_ms": {"batch1": round(measure_latency_ms(teacher, example.shape, 1), 3),
                                        "batch64": round(measure_latency_ms(teacher, example.shape, 64), 3)}},
             "student": {"params": s_cost.params, "mults": s_cost.mults,
                         "latency_ms": {"batch1": round(measure_latency_ms(student, example.shape, 1), 3),
                                        "batch64": round(measure_latency_ms(student, example.shape, 64), 3)}},
         })
+        if trained:
+            entry["teacher"]["accuracy"] = teacher_id["accuracy"]
+        else:  # keep the accuracy of a teacher an earlier run recorded
+            entry.pop("teacher")
         entry.setdefault("runs", {})
         for seed in seeds:
             train = BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=seed)

@@ -101,8 +101,9 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
             curve = next(iter(by_seed.values())).get("curve", [])
             axes.plot([p["images"] / 1000 for p in curve], [p["accuracy"] for p in curve],
                       marker=".", label=key)
-        axes.axhline(entry["teacher"]["accuracy"], color="black", linestyle="--",
-                     label="teacher")
+        if "teacher" in entry:
+            axes.axhline(entry["teacher"]["accuracy"], color="black", linestyle="--",
+                         label="teacher")
         axes.set(xlabel="training images seen (thousands)", ylabel="test accuracy (%)",
                  title=f"{entry['name']}: accuracy vs images seen (seed 0)", ylim=(40, None))
         axes.legend(fontsize=8)
@@ -183,6 +184,25 @@ def goal_lines(entry: dict) -> list[str]:
 TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
 
 
+def cost_lines(teacher: dict | None, student: dict) -> list[str]:
+    """The teacher's and the student's size; a teacher not trained yet has no accuracy
+    (a scratch run may come first) and no line."""
+    t, s = teacher, student
+    if not t:
+        return ["- teacher: not trained yet",
+                f"- student: {s['params']:,} params, {s['mults']:,} mults, latency b1/b64 "
+                f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms"]
+    return [f"- teacher: {t['accuracy']}%, {t['params']:,} params, {t['mults']:,} mults, "
+            f"latency b1/b64 {t['latency_ms']['batch1']}/{t['latency_ms']['batch64']} ms",
+            f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
+            f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
+            f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms"]
+
+
+def vs_teacher(method: dict, teacher: dict | None) -> str:
+    return f"{method['accuracy'] - teacher['accuracy']:+.2f}" if teacher else "-"
+
+
 def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
     """The tables; ``results["title"]`` (set with --title) heads them if present."""
     lines = [f"# {results.get('title', TITLE)}", "",
@@ -192,16 +212,12 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
              "not counted as images but are in the wall time. Wall time: this machine, "
              "CPU.", ""]
     for entry in results["pairs"]:
-        t, s = entry["teacher"], entry["student"]
+        t, s = entry.get("teacher"), entry["student"]
         lines += [f"## {entry['name']} ({entry['kind']}){' [QUICK]' if entry.get('quick') else ''}",
                   "", f"- command: `{entry['command']}`", f"- commit: {entry['commit']}",
                   f"- machine: {entry['machine']}", f"- data: {entry['data']}",
                   f"- budget: {entry['budget_epochs']} epochs of training images",
-                  f"- teacher: {t['accuracy']}%, {t['params']:,} params, {t['mults']:,} mults, "
-                  f"latency b1/b64 {t['latency_ms']['batch1']}/{t['latency_ms']['batch64']} ms",
-                  f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
-                  f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
-                  f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms", "",
+                  *cost_lines(t, s), "",
                   "| method | accuracy (%) | std | seeds | images | wall (s) | wall vs scratch "
                   "(same invocation) | params | vs teacher | gap closed |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -214,7 +230,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                          f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
                          f"{m['wall_s']} | {m.get('wall_vs_scratch', '-')} | "
                          f"{f'{params:,}' if params else '-'} | "
-                         f"{m['accuracy'] - t['accuracy']:+.2f} | "
+                         f"{vs_teacher(m, t)} | "
                          f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
         if unlike:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
@@ -227,7 +243,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
                       "again when a cache was lost); compare rows of one teacher: " +
                       "; ".join(f"{who} ({', '.join(keys)})" for who, keys in teachers.items())]
         scratch = entry.get("methods", {}).get("scratch")
-        if scratch and scratch["accuracy"] >= t["accuracy"]:
+        if scratch and t and scratch["accuracy"] >= t["accuracy"]:
             lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
                       f"or beats this teacher ({t['accuracy']}%): there is no gap to close, "
                       f"and distilling from it can only hold the student back."]

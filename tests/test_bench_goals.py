@@ -58,3 +58,19 @@ def test_runs_are_grouped_by_the_teacher_they_recorded() -> None:
     assert teachers["teacher 80.0% [aaa]"] == ["scratch s0"]
     assert teachers["teacher 79.9% [bbb]"] == ["kd-mse s0"]
     assert "prune-kd s0" in teachers["teacher unknown"]
+
+
+def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> None:
+    # a scratch run may come first: it plans from the architecture alone
+    from cifar10_results import markdown
+
+    entry = {"name": "pair", "kind": "transformation", "command": "c", "commit": "x",
+             "machine": "m", "data": "d", "budget_epochs": 18.0, "spec": {"width": 1.0},
+             "student": {"params": 1000, "mults": 5000,
+                         "latency_ms": {"batch1": 1.0, "batch64": 9.0}},
+             "runs": {"scratch": {"0": _run(70.0)}}}
+    summarise(entry, "warm-ce-sgd-lr02")
+    text = markdown({"pairs": [entry]})
+    assert "- teacher: not trained yet" in text
+    assert "| scratch | 70.0 | 0.0 | 1 | 900 | 10.0 | 1.0 | 1,000 | - | - |" in text
+    assert "gap_closed" not in entry["methods"]["scratch"]

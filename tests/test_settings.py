@@ -37,7 +37,7 @@ def test_fast_preset_is_the_benchmarks_headline_variant() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from bench_cifar10 import HEADLINE_VARIANT, VARIANTS
+    from bench_variants import HEADLINE_VARIANT, VARIANTS
 
     fraction, overrides = VARIANTS[HEADLINE_VARIANT]
     fast = dict(PRESETS["fast"])
