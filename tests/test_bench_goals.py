@@ -2,13 +2,9 @@
 against the best alternative that trains the same student."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from cifar10_results import goal_lines, summarise, teachers_of  # noqa: E402
+from cifar10_results import goal_lines, markdown, summarise, teachers_of
 
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
@@ -62,8 +58,6 @@ def test_runs_are_grouped_by_the_teacher_they_recorded() -> None:
 
 def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> None:
     # a scratch run may come first: it plans from the architecture alone
-    from cifar10_results import markdown
-
     entry = {"name": "pair", "kind": "transformation", "command": "c", "commit": "x",
              "machine": "m", "data": "d", "budget_epochs": 18.0, "spec": {"width": 1.0},
              "student": {"params": 1000, "mults": 5000,

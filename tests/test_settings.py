@@ -33,10 +33,7 @@ def test_step_schedule_drops_lr_tenfold_every_20_epochs() -> None:
 
 
 def test_fast_preset_is_the_benchmarks_headline_variant() -> None:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    # scripts/ is on the path (pyproject: pythonpath)
     from bench_variants import HEADLINE_VARIANT, VARIANTS
 
     fraction, overrides = VARIANTS[HEADLINE_VARIANT]
