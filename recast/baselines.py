@@ -2,7 +2,8 @@
 
 ``scratch`` trains the planned student from random init on labels, ``kd``
 distils the teacher into it (Hinton, T and alpha), ``kd-mse`` uses the
-recasting authors' logit MSE + CE. All use SGD + nesterov + cosine, the
+recasting authors' logit MSE + CE, ``hint`` CE plus the teacher's block outputs as
+hints at every block of the same shape (FitNets' hints, from random weights). All use SGD + nesterov + cosine, the
 recipe the teacher was trained with. Without labels only ``kd`` can run, and
 then all its weight is on the teacher's soft targets (alpha 1).
 """
@@ -20,7 +21,13 @@ from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
 
 # baseline method -> its loss in the registry (recast/losses.py)
-BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce"}
+BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce", "hint": "hint-ce"}
+
+
+def teacher_chain(plan: Plan) -> nn.Sequential:
+    """The teacher as the plan's chain of blocks, block i beside the student's block i:
+    what a loss with a feature term (``hint``) compares the student to."""
+    return nn.Sequential(*(block.module for block in plan.chain.blocks))
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:

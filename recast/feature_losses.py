@@ -1,4 +1,4 @@
-"""The math of the feature distillation losses: AT, FSP, cosine and RKD.
+"""The math of the feature distillation losses: AT, FSP, cosine, RKD and hints.
 
 Plain functions on tensors, so the block steps (recast/steps.py,
 recast/local.py) and the fine-tune (recast/losses.py) share one definition
@@ -129,3 +129,13 @@ def attention_positions(student: Sequence[Tensor],
     that are maps of the same spatial size: where attention transfer compares them."""
     return [(s, t) for s, t in zip(student[:-1], teacher[:-1])
             if s.dim() == 4 and t.dim() == 4 and s.shape[2:] == t.shape[2:]]
+
+
+def hint_loss(student: Sequence[Tensor], teacher: Sequence[Tensor]) -> Tensor | None:
+    """Mean over the chain positions (logits excepted) where student and teacher output
+    the same shape of MSE between the outputs: FitNets' hint at every such block, which
+    a transformation (widths kept) has at every position. None where there is none."""
+    pairs = [(s, t) for s, t in zip(student[:-1], teacher[:-1]) if s.shape == t.shape]
+    if not pairs:
+        return None
+    return sum((F.mse_loss(s, t) for s, t in pairs), student[-1].new_zeros(())) / len(pairs)

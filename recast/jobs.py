@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from recast import distributed
-from recast.baselines import fresh_student, train_student
+from recast.baselines import fresh_student, teacher_chain, train_student
 from recast.checkpoint import rng_state, set_rng_state
 from recast.datafree import save_synthetic, synthetic_train_set
 from recast.datasets import BatchLoader, Data, load_data
@@ -119,7 +119,7 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
         if resume:
             raise RecastError("--resume continues recast runs; a --method baseline starts "
                               "again with --force")
-        run_baseline(spec, plan, teacher, accuracy, data, out, (train_loader, test_loader),
+        run_baseline(spec, plan, accuracy, data, out, (train_loader, test_loader),
                      device, progress)
         progress.close()
         return
@@ -205,15 +205,15 @@ def _data_record(spec: RunSpec, data: Data) -> dict:
             "data_dir": data_dir, "dataset": spec.model.dataset, "limit_test": spec.limit_test}
 
 
-def run_baseline(spec: RunSpec, plan: Plan, teacher: torch.nn.Module, teacher_accuracy: float,
-                 data: Data, out: Path, loaders, device, progress: Progress) -> None:
-    """--method kd|kd-mse|scratch: the recast plan's student, same budget in images."""
+def run_baseline(spec: RunSpec, plan: Plan, teacher_accuracy: float, data: Data, out: Path,
+                 loaders, device, progress: Progress) -> None:
+    """--method kd|kd-mse|scratch|hint: the recast plan's student, same budget in images."""
     budget = spec.budget if spec.budget is not None else \
         spec.config.total_epochs(len(plan.recast_steps()))
     progress.log(f"--method {spec.method}: training the planned student for {budget} epochs")
-    result = train_student(spec.method, fresh_student(plan), teacher, *loaders, budget,
-                           device, progress, lr=spec.config.lr if "lr" in spec.given else 0.05,
-                           curve=[], labels=spec.config.labels != "none")
+    result = train_student(spec.method, fresh_student(plan), teacher_chain(plan), *loaders,
+                           budget, device, progress, curve=[], labels=spec.config.labels != "none",
+                           lr=spec.config.lr if "lr" in spec.given else 0.05)
     student = result["student"].cpu().eval()
     if not distributed.is_main():
         return

@@ -5,7 +5,7 @@ and the ``--method`` baselines alike (as torchdistill's loss registry does):
 a new loss is one function and one entry here. Each entry also says whether
 it reads the labels, so a run without labels (``--labels none``) can refuse
 the ones that do and fine-tune on the teacher's outputs alone. Entries with a
-feature term (``rkd+kd``, ``at+kd``) also compare what the blocks of student
+feature term (``rkd+kd``, ``at+kd``, ``hint-ce``) also compare what the blocks of student
 and teacher compute. BLOCK_LOSSES does the same for the block steps
 (``--block-loss``); the math of both is in recast/feature_losses.py.
 """
@@ -24,13 +24,14 @@ from recast.feature_losses import (
     block_outputs,
     cosine_distance,
     fsp_loss,
+    hint_loss,
     rkd,
 )
 
 # the weights of the feature terms, by their setting's name, at the papers' values:
-# AT's beta (normalised maps), RKD's distance and angle weights
+# AT's beta (normalised maps), RKD's distance and angle weights, the hints' weight
 LOSS_WEIGHTS: dict[str, float] = {"at_weight": 1000.0, "rkd_distance_weight": 25.0,
-                                  "rkd_angle_weight": 50.0}
+                                  "rkd_angle_weight": 50.0, "hint_weight": 1.0}
 
 
 def weights_of(config: Any) -> dict[str, float]:
@@ -164,6 +165,18 @@ def _at_term(weights: Mapping[str, float]) -> FeatureTerm:
     return term
 
 
+def _hint_term(weights: Mapping[str, float]) -> FeatureTerm:
+    """The hints (MSE of same-shape block outputs), weighted."""
+    def term(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
+        hints = hint_loss(student, teacher)
+        if hints is None:
+            raise RecastError("--finetune-loss hint-ce: no block of the student outputs "
+                              "the shape its teacher block does (a narrower student); use "
+                              "kd or at+kd")
+        return weights["hint_weight"] * hints
+    return term
+
+
 LOSSES: dict[str, LogitLoss] = {
     "mse-ce": LogitLoss("mse-ce", "MSE(teacher logits) + CE(labels)", True,
                         lambda t, a: logit_mse_ce),
@@ -183,6 +196,11 @@ LOSSES: dict[str, LogitLoss] = {
     "at+kd": LogitLoss("at+kd", "attention transfer on the block outputs (beta "
                        "{at_weight:g}) + Hinton KD (T={T}, alpha={alpha})", True, _hinton,
                        reads_labels=lambda t, a: a < 1, features=_at_term),
+    # a transformation keeps every block's width: the teacher's block outputs are targets
+    # for the student's at every position, a signal no logit loss carries
+    "hint-ce": LogitLoss("hint-ce", "MSE of the block outputs shaped as the teacher's "
+                         "(hints, weight {hint_weight:g}) + CE(labels)", True,
+                         lambda t, a: labels_only, features=_hint_term),
 }
 # the fine-tune loss of a run without labels when none is chosen
 TEACHER_ONLY_DEFAULT = "kd-soft"

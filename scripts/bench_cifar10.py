@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recast.result import code_commit  # noqa: E402
-from recast.baselines import fresh_student, train_student  # noqa: E402
+from recast.baselines import fresh_student, teacher_chain, train_student  # noqa: E402
 from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
@@ -80,7 +80,7 @@ def parse_args() -> argparse.Namespace:
                         help="pair(s) to run (default: all but "
                              f"{', '.join(NOT_BY_DEFAULT)})")
     parser.add_argument("--methods", default="recast,kd,kd-mse,scratch,prune-kd",
-                        help="comma list: recast, kd, kd-mse, scratch, prune-kd")
+                        help="comma list: recast, kd, kd-mse, scratch, hint, prune-kd")
     parser.add_argument("--variants", default=HEADLINE_VARIANT,
                         help=f"recast variants to run ({', '.join(VARIANTS)}); "
                              f"{HEADLINE_VARIANT} is reported as 'recast'")
@@ -239,9 +239,9 @@ def main() -> None:
                     else:
                         torch.manual_seed(seed)
                         curve: list = []
-                        result = train_student(key, fresh_student(plan), teacher, *loaders,
-                                               budget, torch.device("cpu"), progress,
-                                               curve=curve)
+                        result = train_student(key, fresh_student(plan), teacher_chain(plan),
+                                               *loaders, budget, torch.device("cpu"),
+                                               progress, curve=curve)
                         result["curve"] = curve
                     record = {k: v for k, v in result.items() if k != "student"}
                     record["accuracy"] = round(record["accuracy"], 2)

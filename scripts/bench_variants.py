@@ -47,6 +47,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "solve-mse-sgd-f05": (0.05, _sgd_finetune("mse-ce", 0.05, solve="target")),
     # the same with a gentler fine-tune that keeps more of the solved start
     "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
+    # the teacher's block outputs as hints at every block of the same shape (a
+    # transformation keeps all widths), after the warm or the closed-form start
+    "warm-hint-sgd-lr02": (0.2, _sgd_finetune("hint-ce")),
+    "solve-hint-sgd-lr02": (0.2, _sgd_finetune("hint-ce", solve="target")),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune

@@ -133,9 +133,10 @@ def teachers_of(entry: dict) -> dict[str, list[str]]:
     return by_teacher
 
 
-# methods that train the student's very network; prune-kd joins them on a compression
-# pair when its pruned net has the student's size (a pruned ResNet stays residual)
-SAME_STUDENT = ("kd", "kd-mse", "scratch")
+# methods that train the student's very network (hint: FitNets' hints from random
+# weights); prune-kd joins them on a compression pair when its pruned net has the
+# student's size (a pruned ResNet stays residual)
+SAME_STUDENT = ("kd", "kd-mse", "scratch", "hint")
 
 
 def goal_lines(entry: dict) -> list[str]:

@@ -39,3 +39,21 @@ def test_scratch_trains_without_the_teacher(vgg_teacher, loaders) -> None:
                            2 / len(loaders[0]), torch.device("cpu"), Progress(quiet=True))
     handle.remove()
     assert not calls and result["images"] == 2 * 64
+
+
+def test_the_hint_baseline_learns_from_the_teacher_s_blocks(vgg_teacher, loaders) -> None:
+    """--method hint: CE plus hints from random weights, the teacher as the plan's chain
+    (a transformation keeps widths, so every block has the teacher's shape)."""
+    from recast.baselines import teacher_chain
+
+    teacher = copy.deepcopy(vgg_teacher)
+    plan = make_plan(walk(teacher), "conv", 1.0)
+    chain = teacher_chain(plan)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(chain.eval()(x), teacher.eval()(x), atol=1e-5)
+    calls = []
+    handle = chain[1].register_forward_hook(lambda *_: calls.append(1))
+    result = train_student("hint", fresh_student(plan), chain, *loaders, 2 / len(loaders[0]),
+                           torch.device("cpu"), Progress(quiet=True))
+    handle.remove()
+    assert len(calls) >= 2 and result["images"] == 2 * 64

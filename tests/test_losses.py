@@ -56,8 +56,9 @@ def test_teacher_only_losses_never_read_labels() -> None:
     assert torch.equal(LOSSES["kd"].make(4.0, 1.0)(student, teacher, None),
                        hinton_kd(student, teacher, torch.arange(8), 4.0, 1.0))
     assert [n for n, e in LOSSES.items() if e.reads_labels(4.0, 0.9)] == \
-        ["mse-ce", "kd", "ce", "rkd+kd", "at+kd"]
-    assert [n for n, e in LOSSES.items() if e.reads_labels(4.0, 1.0)] == ["mse-ce", "ce"]
+        ["mse-ce", "kd", "ce", "rkd+kd", "at+kd", "hint-ce"]
+    assert [n for n, e in LOSSES.items() if e.reads_labels(4.0, 1.0)] == \
+        ["mse-ce", "ce", "hint-ce"]
 
 
 def test_an_objective_without_labels_hands_the_loss_none() -> None:
@@ -186,3 +187,29 @@ def test_a_fine_tune_on_a_feature_loss_runs_and_trains(name: str, labels: str,
     assert result["images"] == 3 * 64 and torch.isfinite(torch.tensor(result["loss"]))
     assert all(not torch.equal(v, before[k]) for k, v in student.state_dict().items()
                if v.is_floating_point())
+
+
+def test_hints_hold_every_same_shape_block_to_the_teacher_s() -> None:
+    """hint-ce is CE where the student computes what the teacher does; otherwise the
+    mean block-output MSE is added, weighted, trains every block, never the teacher."""
+    teacher = _chain((8, 16), 0).eval().requires_grad_(False)
+    x, y = torch.randn(6, 3, 32, 32), torch.arange(6)
+    twin = copy.deepcopy(teacher).requires_grad_(True)
+    ce = LOSSES["ce"].objective(twin, teacher, 4.0, 0.9)(x, y)
+    assert torch.allclose(LOSSES["hint-ce"].objective(twin, teacher, 4.0, 0.9)(x, y), ce)
+    student = _chain((8, 16), 1)  # same widths, other weights
+    ce = LOSSES["ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    loss = LOSSES["hint-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    heavier = LOSSES["hint-ce"].objective(student, teacher, 4.0, 0.9,
+                                          weights={"hint_weight": 2.0})(x, y)
+    assert ce < loss < heavier and torch.allclose(heavier - loss, loss - ce)
+    loss.backward()
+    assert all(block[0].weight.grad.abs().sum() > 0 for block in student[:2])
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_hints_refuse_a_student_with_no_block_of_the_teacher_s_shape() -> None:
+    teacher = _chain((8, 16), 0).eval().requires_grad_(False)
+    with pytest.raises(RecastError, match="hint-ce: no block of the student outputs"):
+        LOSSES["hint-ce"].objective(_chain((4, 8), 1), teacher, 4.0, 0.9)(
+            torch.randn(2, 3, 32, 32), torch.arange(2))
