@@ -8,6 +8,7 @@ recipe the teacher was trained with. Without labels only ``kd`` can run, and
 then all its weight is on the teacher's soft targets (alpha 1).
 """
 
+import copy
 import time
 from typing import Any
 
@@ -26,8 +27,9 @@ BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce", "hint": "hint-ce"}
 
 def teacher_chain(plan: Plan) -> nn.Sequential:
     """The teacher as the plan's chain of blocks, block i beside the student's block i:
-    what a loss with a feature term (``hint``) compares the student to."""
-    return nn.Sequential(*(block.module for block in plan.chain.blocks))
+    what a loss with a feature term (``hint``) compares the student to. It holds the
+    plan's own modules: :func:`train_student` works on a copy."""
+    return plan.chain.as_module()
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:
@@ -60,7 +62,9 @@ def train_student(
 
     ``labels=False``: no label reaches the loss; ``kd`` then runs at alpha 1.
     """
-    teacher = teacher.to(device).eval().requires_grad_(False)
+    # a copy: freezing the caller's teacher would freeze the blocks a later recast of
+    # the same plan keeps (a plan's chain holds the teacher's own modules)
+    teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
     student = student.to(device).train()
     if method not in BASELINES:
         raise RecastError(f"unknown --method {method!r}; use recast or one of "

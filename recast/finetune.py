@@ -3,7 +3,7 @@
 Losses that need no teacher (``ce``) skip the teacher's forward, so such a
 pass costs what a scratch-training pass costs. A run without labels
 (``config.labels == "none"``) hands the loss no labels at all. Losses with a
-feature term (``rkd+kd``, ``at+kd``) run student and teacher block by block:
+feature term (``rkd+kd``, ``at+kd``, ``hint-ce``) run student and teacher block by block:
 both are chains here, block i of one standing for block i of the other.
 """
 

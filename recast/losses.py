@@ -170,9 +170,10 @@ def _hint_term(weights: Mapping[str, float]) -> FeatureTerm:
     def term(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
         hints = hint_loss(student, teacher)
         if hints is None:
-            raise RecastError("--finetune-loss hint-ce: no block of the student outputs "
-                              "the shape its teacher block does (a narrower student); use "
-                              "kd or at+kd")
+            raise RecastError("hints (--finetune-loss hint-ce, --method hint): no block "
+                              "of the student outputs the shape its teacher block does (a "
+                              "narrower student); use kd, or --finetune-loss at+kd, which "
+                              "compares maps of any width")
         return weights["hint_weight"] * hints
     return term
 

@@ -40,8 +40,12 @@ def add_steps(report: dict[str, Any], steps: list, finetune: dict[str, float]) -
 def run_markdown(report: dict[str, Any]) -> str:
     """report.md: accuracy first, then the compression tables and the steps."""
     t, s = report["teacher"], report["student"]
+    method = report.get("method", "recast")  # a baseline (--method kd, ...) has no steps
+    title = f"{report['model']} -> {report['target']}"
     lines = [
-        f"# recast report: {report['model']} -> {report['target']}",
+        f"# recast report: {title}" if method == "recast" else
+        f"# --method {method} report: {title} (the planned student from random weights, "
+        f"not recast)",
         "",
         "| | accuracy (%) | params | mults | MACs |",
         "|---|---:|---:|---:|---:|",
@@ -51,21 +55,35 @@ def run_markdown(report: dict[str, Any]) -> str:
         f"| {human(s['macs'])} |",
         "",
         f"Accuracy drop {report.get('accuracy_drop', '-')} points at "
-        f"{report['ratio']['mults']}x fewer mults; recast wall time "
+        f"{report['ratio']['mults']}x fewer mults; {method} wall time "
         f"{report.get('recast_seconds', '-')} s on {report.get('device', '-')}"
         f"{' (resumed: counts only the part after the resume)' if report.get('resumed') else ''}.",
         "",
         *_label_lines(report),
         *_generation_lines(report),
         report_markdown(report),
-        "## Recast steps",
-        "",
-        f"Block steps: {report.get('block_loss', 'MSE')}.",
-        "",
-        "| # | block | kind -> target | final block loss | test accuracy after (%) | wall time (s) "
-        "| warm start | fit MSE before -> after |",
-        "|---:|---|---|---:|---:|---:|---|---|",
     ]
+    if method == "recast":
+        lines += _step_lines(report)
+    if report.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
+    else:
+        lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
+    if report.get("tensorboard"):
+        live = ("`live*`: loss, learning rate, images/s and test accuracy as the run went; "
+                if report.get("tensorboard_live") else "")
+        lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
+                  f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
+                  f"time of each step)."]
+    return "\n".join(lines) + "\n"
+
+
+def _step_lines(report: dict[str, Any]) -> list[str]:
+    """The recast steps, block by block, and the fine-tune after them."""
+    lines = ["## Recast steps", "", f"Block steps: {report.get('block_loss', 'MSE')}.", "",
+             "| # | block | kind -> target | final block loss | test accuracy after (%) "
+             "| wall time (s) | warm start | fit MSE before -> after |",
+             "|---:|---|---|---:|---:|---:|---|---|"]
     for block in report["blocks"]:
         step = block.get("step")
         if step:
@@ -82,17 +100,7 @@ def run_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Fine-tune: {report.get('finetune_loss', '')}, final loss "
                   f"{ft.get('loss', '-')}, {int(ft.get('images', 0)):,} images, "
                   f"{ft.get('seconds', '-')} s."]
-    if report.get("plots"):
-        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
-    else:
-        lines += ["", "(No plots: `pip install matplotlib` for PNGs in plots/.)"]
-    if report.get("tensorboard"):
-        live = ("`live*`: loss, learning rate, images/s and test accuracy as the run went; "
-                if report.get("tensorboard_live") else "")
-        lines += ["", f"TensorBoard: `tensorboard --logdir {report['tensorboard']}` in this "
-                  f"folder ({live}`summary`: accuracy vs images and the MSE, accuracy and "
-                  f"time of each step)."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _generation_lines(report: dict[str, Any]) -> list[str]:

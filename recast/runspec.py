@@ -162,7 +162,7 @@ def _generations(args: argparse.Namespace, method: str) -> int:
 
 def check_labelless(teacher: str | None, method: str, reason: str) -> None:
     """Refuse what a run without labels cannot do; ``reason`` says why it has none."""
-    if method in ("scratch", "kd-mse"):
+    if method not in ("recast", "kd"):
         raise RecastError(f"--method {method} learns from labels, but {reason}; use --method "
                           f"kd (Hinton KD on the teacher's outputs alone) or recast")
     if not teacher:

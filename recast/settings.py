@@ -185,7 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(epochs_per_block=60, finetune_epochs=100, lr=1e-3, optimizer="adam",
                   scheduler="step", step_size=20, batch_size=64, init="random"),
     # our CPU-budget default: the recast variant benchmarks/cifar10.md reports as
-    # "recast" (scripts/bench_cifar10.py HEADLINE_VARIANT; tests/test_presets.py)
+    # "recast" (scripts/bench_variants.py HEADLINE_VARIANT; tests/test_settings.py)
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="ce",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4),

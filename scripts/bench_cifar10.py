@@ -229,6 +229,10 @@ def main() -> None:
             for method in methods:
                 keys = [f"recast:{v}" for v in variants] if method == "recast" else [method]
                 for key in keys:
+                    if key == "hint" and spec["kind"] != "transformation":
+                        print(f"[{name}] hint skipped: a compression pair's narrower "
+                              f"blocks have no teacher output of their shape", flush=True)
+                        continue
                     print(f"[{name}] {key} seed {seed} ...", flush=True)
                     if key.startswith("recast:"):
                         result = run_recast(key.split(":")[1], plan, teacher, loaders, budget,

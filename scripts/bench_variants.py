@@ -48,8 +48,8 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the same with a gentler fine-tune that keeps more of the solved start
     "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
     # the teacher's block outputs as hints at every block of the same shape (a
-    # transformation keeps all widths), after the warm or the closed-form start
-    "warm-hint-sgd-lr02": (0.2, _sgd_finetune("hint-ce")),
+    # transformation keeps all widths) after the closed-form start; after the warm
+    # start it is loss-hint-ce below
     "solve-hint-sgd-lr02": (0.2, _sgd_finetune("hint-ce", solve="target")),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
@@ -64,5 +64,5 @@ VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
                  for name in BLOCK_LOSSES})
 
 # The variant reported as "recast": the one the `fast` preset runs
-# (tests/test_presets.py holds the two together).
+# (tests/test_settings.py holds the two together).
 HEADLINE_VARIANT = "warm-ce-sgd-lr02"

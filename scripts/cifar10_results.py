@@ -122,7 +122,8 @@ def same_size(method: dict, student_params: int) -> bool:
 
 def teachers_of(entry: dict) -> dict[str, list[str]]:
     """Method:seed keys by the teacher their run learned from; runs from before
-    teachers were recorded (up to commit 1aa4531) fall under 'teacher unknown'."""
+    teachers were recorded (up to commit 1aa4531) and teacher-free runs made before
+    the teacher was trained fall under 'teacher unknown'."""
     by_teacher: dict[str, list[str]] = {}
     for key, by_seed in entry.get("runs", {}).items():
         for seed, run in by_seed.items():

@@ -13,6 +13,21 @@ from recast.progress import Progress
 from recast.walker import walk
 
 
+class _Counted(torch.nn.Module):
+    """Counts the forwards of the module it wraps in the class, so the copy a baseline
+    makes of its teacher still counts."""
+
+    calls: list[int] = []
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _Counted.calls.append(1)
+        return self.inner(x)
+
+
 def test_every_baseline_names_a_registered_loss() -> None:
     assert set(BASELINES.values()) <= set(LOSSES)
 
@@ -30,15 +45,14 @@ def test_an_unknown_method_names_the_known_ones(vgg_teacher, loaders) -> None:
                       torch.device("cpu"), Progress(quiet=True))
 
 
-def test_scratch_trains_without_the_teacher(vgg_teacher, loaders) -> None:
-    vgg_teacher = copy.deepcopy(vgg_teacher)  # train_student freezes the teacher it is given
-    calls = []
-    handle = vgg_teacher.register_forward_hook(lambda *_: calls.append(1))
+@pytest.mark.parametrize("method, runs_teacher", [("scratch", False), ("kd", True)])
+def test_only_a_distilling_baseline_runs_the_teacher(vgg_teacher, loaders, method,
+                                                     runs_teacher) -> None:
     plan = make_plan(walk(vgg_teacher), "conv", 0.5)
-    result = train_student("scratch", fresh_student(plan), vgg_teacher, *loaders,
+    _Counted.calls.clear()  # train_student runs a copy: the count is the class's
+    result = train_student(method, fresh_student(plan), _Counted(vgg_teacher), *loaders,
                            2 / len(loaders[0]), torch.device("cpu"), Progress(quiet=True))
-    handle.remove()
-    assert not calls and result["images"] == 2 * 64
+    assert bool(_Counted.calls) == runs_teacher and result["images"] == 2 * 64
 
 
 def test_the_hint_baseline_learns_from_the_teacher_s_blocks(vgg_teacher, loaders) -> None:
@@ -51,9 +65,25 @@ def test_the_hint_baseline_learns_from_the_teacher_s_blocks(vgg_teacher, loaders
     chain = teacher_chain(plan)
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(chain.eval()(x), teacher.eval()(x), atol=1e-5)
-    calls = []
-    handle = chain[1].register_forward_hook(lambda *_: calls.append(1))
+    chain[1] = _Counted(chain[1])
+    _Counted.calls.clear()
     result = train_student("hint", fresh_student(plan), chain, *loaders, 2 / len(loaders[0]),
                            torch.device("cpu"), Progress(quiet=True))
-    handle.remove()
-    assert len(calls) >= 2 and result["images"] == 2 * 64
+    assert len(_Counted.calls) >= 2 and result["images"] == 2 * 64
+
+
+
+def test_a_baseline_leaves_the_teacher_it_is_given_as_it_was(vgg_teacher, loaders) -> None:
+    """The plan's chain holds the teacher's own modules: a baseline that froze them
+    would freeze the blocks a later recast of the same plan keeps."""
+    from recast.baselines import teacher_chain
+
+    teacher = copy.deepcopy(vgg_teacher).train().requires_grad_(True)
+    plan = make_plan(walk(teacher), "conv", 0.5)
+    before = copy.deepcopy(teacher.state_dict())
+    train_student("kd", fresh_student(plan), teacher_chain(plan), *loaders,
+                  1 / len(loaders[0]), torch.device("cpu"), Progress(quiet=True))
+    assert all(p.requires_grad for p in teacher.parameters()) and teacher.training
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+    kept = [plan.build_block(i) for i, step in enumerate(plan.steps) if step.spec is None]
+    assert kept and all(p.requires_grad for block in kept for p in block.parameters())

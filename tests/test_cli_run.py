@@ -88,6 +88,18 @@ def test_baseline_method_trains_the_same_student_for_the_same_images(
     recast_report = json.loads((run_dir / "report.json").read_text())
     assert report["student"]["params"] == recast_report["student"]["params"]
     assert abs(report["images_seen"] - 1000) < 128 and report["method"] == method
+    text = (out / "report.md").read_text()  # says what made the student, and no steps
+    assert text.startswith(f"# --method {method} report:") and "Recast steps" not in text
+
+
+def test_the_hint_baseline_on_narrower_blocks_is_one_line(run_dir, tmp_path, capsys) -> None:
+    # a compression plan: no student block outputs the shape of its teacher block
+    out = tmp_path / "hint"
+    assert run(["vgg11", "--teacher-width", "0.25", "--target", "conv", "--width", "0.5",
+                "--data-dir", str(SMALL), "--teacher", str(run_dir / "teacher.safetensors"),
+                "--method", "hint", "--budget", "0.1", "--limit-test", "200", "--quiet",
+                "--out", str(out)]) == 2
+    assert "--method hint): no block of the student" in capsys.readouterr().err
 
 
 def test_pictures_when_the_extras_are_installed(run_dir) -> None:

@@ -118,6 +118,7 @@ def test_a_label_reading_fine_tune_loss_is_one_line(capsys, tmp_path, loss) -> N
     ([], ["--labels none", "--teacher FILE"]),
     (["--teacher", "t.safetensors", "--method", "scratch"], ["--method scratch", "--method kd"]),
     (["--teacher", "t.safetensors", "--method", "kd-mse"], ["--method kd-mse", "--method kd"]),
+    (["--teacher", "t.safetensors", "--method", "hint"], ["--method hint", "--method kd"]),
 ])
 def test_what_needs_labels_is_refused_with_labels_none(capsys, tmp_path, extra, words) -> None:
     out = tmp_path / "run"
