@@ -58,8 +58,8 @@ PAIRS: dict[str, dict[str, Any]] = {
     "resnet29-conv": dict(model="resnet29", teacher_width=0.25, target="conv", width=1.0,
                           kind="transformation"),
     # the paper's own transformation case (ResNet-56 -> a 29-layer plain net), where a
-    # plain net is deep enough to train worse than its residual teacher; its half-width
-    # teacher has not been trained here yet (`recast report resnet56 ...` gives its size)
+    # plain net is deep enough to train worse than its residual teacher (its half-width
+    # teacher took 48 min of one core here: benchmarks/cifar10-runs.md)
     "resnet56-conv": dict(model="resnet56", teacher_width=0.5, target="conv", width=1.0,
                           kind="transformation"),
     "wrn16_4-basic": dict(model="wrn_16_4", teacher_width=0.25, target="basic", width=0.5,
