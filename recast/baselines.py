@@ -2,10 +2,11 @@
 
 ``scratch`` trains the planned student from random init on labels, ``kd``
 distils the teacher into it (Hinton, T and alpha), ``kd-mse`` uses the
-recasting authors' logit MSE + CE, ``hint`` CE plus the teacher's block outputs as
-hints at every block of the same shape (FitNets' hints, from random weights). All use SGD + nesterov + cosine, the
-recipe the teacher was trained with. Without labels only ``kd`` can run, and
-then all its weight is on the teacher's soft targets (alpha 1).
+recasting authors' logit MSE + CE, ``hint`` CE plus the teacher's block
+outputs as hints at every block of the same shape (FitNets' hints, from random
+weights). All use SGD + nesterov + cosine, the recipe the teacher was trained
+with. Without labels only a method whose loss reads none at alpha 1 can run
+(``kd``), and then all its weight is on the teacher's soft targets.
 """
 
 import copy
@@ -16,14 +17,10 @@ import torch
 from torch import nn
 
 from recast.errors import RecastError
-from recast.losses import LOSSES
+from recast.losses import BASELINES, LOSSES, baseline_reads_labels
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
-
-# baseline method -> its loss in the registry (recast/losses.py)
-BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce", "hint": "hint-ce"}
-
 
 def teacher_chain(plan: Plan) -> nn.Sequential:
     """The teacher as the plan's chain of blocks, block i beside the student's block i:
@@ -62,16 +59,16 @@ def train_student(
 
     ``labels=False``: no label reaches the loss; ``kd`` then runs at alpha 1.
     """
+    if method not in BASELINES:
+        raise RecastError(f"unknown --method {method!r}; use recast or one of "
+                          f"{', '.join(BASELINES)}")
+    if not labels and baseline_reads_labels(method):
+        raise RecastError(f"--method {method} learns from labels, but the run has none; use "
+                          f"--method kd (Hinton KD on the teacher's outputs alone) or recast")
     # a copy: freezing the caller's teacher would freeze the blocks a later recast of
     # the same plan keeps (a plan's chain holds the teacher's own modules)
     teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
     student = student.to(device).train()
-    if method not in BASELINES:
-        raise RecastError(f"unknown --method {method!r}; use recast or one of "
-                          f"{', '.join(BASELINES)}")
-    if not labels and method != "kd":
-        raise RecastError(f"--method {method} learns from labels, but the run has none; use "
-                          f"--method kd (Hinton KD on the teacher's outputs alone) or recast")
     alpha = alpha if labels else 1.0
     loss_fn = LOSSES[BASELINES[method]].objective(student, teacher, temperature, alpha,
                                                   labels=labels)

@@ -206,6 +206,15 @@ LOSSES: dict[str, LogitLoss] = {
 # the fine-tune loss of a run without labels when none is chosen
 TEACHER_ONLY_DEFAULT = "kd-soft"
 
+# --method baseline -> its loss here (recast/baselines.py trains them)
+BASELINES = {"kd": "kd", "kd-mse": "mse-ce", "scratch": "ce", "hint": "hint-ce"}
+
+
+def baseline_reads_labels(method: str) -> bool:
+    """Whether ``--method method`` needs labels: its loss at alpha 1, where a run
+    without labels puts all of a KD loss's weight (recast/baselines.py)."""
+    return LOSSES[BASELINES[method]].reads_labels(4.0, 1.0)
+
 
 # (student output, teacher output, student input, teacher input) -> loss; the inputs
 # (over the same channels) only for a loss that needs them, else None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recast.errors import RecastError
+from recast.losses import baseline_reads_labels
 from recast.settings import RecastConfig, make_config
 from recast.teacher import ModelSpec
 from recast.training import check_device
@@ -162,7 +163,7 @@ def _generations(args: argparse.Namespace, method: str) -> int:
 
 def check_labelless(teacher: str | None, method: str, reason: str) -> None:
     """Refuse what a run without labels cannot do; ``reason`` says why it has none."""
-    if method not in ("recast", "kd"):
+    if method != "recast" and baseline_reads_labels(method):
         raise RecastError(f"--method {method} learns from labels, but {reason}; use --method "
                           f"kd (Hinton KD on the teacher's outputs alone) or recast")
     if not teacher:

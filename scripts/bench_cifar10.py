@@ -33,6 +33,7 @@ from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
+from recast.losses import BASELINES, LOSSES  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
@@ -59,7 +60,7 @@ PAIRS: dict[str, dict[str, Any]] = {
                           kind="transformation"),
     # the paper's own transformation case (ResNet-56 -> a 29-layer plain net), where a
     # plain net is deep enough to train worse than its residual teacher (its half-width
-    # teacher took 48 min of one core here: benchmarks/cifar10-runs.md)
+    # teacher, 48 min of one core here, is kept in benchmarks/teachers/)
     "resnet56-conv": dict(model="resnet56", teacher_width=0.5, target="conv", width=1.0,
                           kind="transformation"),
     "wrn16_4-basic": dict(model="wrn_16_4", teacher_width=0.25, target="basic", width=0.5,
@@ -69,9 +70,6 @@ PAIRS: dict[str, dict[str, Any]] = {
 # pairs run only when named with --pair (a teacher too slow to train on this CPU as a
 # matter of course)
 NOT_BY_DEFAULT = ("resnet56-conv",)
-
-# methods that never read the teacher's weights: they can run before it is trained
-TEACHER_FREE = ("scratch",)
 
 
 def parse_args() -> argparse.Namespace:
@@ -190,14 +188,14 @@ def main() -> None:
     code = code_commit(short=True) or "unknown"  # read now: HEAD may move while it runs
     invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
+    # baselines whose loss never runs the teacher (scratch) can run before it is trained
+    needed = any(m not in BASELINES or LOSSES[BASELINES[m]].needs_teacher for m in methods)
     for name in args.pair or [n for n in sorted(PAIRS) if n not in NOT_BY_DEFAULT]:
         spec = PAIRS[name]
-        needed = any(method not in TEACHER_FREE for method in methods)
         teacher, trained = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache",
                                        needed)
         test = BatchLoader(data.test, data.mean, data.std, 500, train=False)
-        teacher_accuracy = evaluate(teacher, test, torch.device("cpu")) if trained else None
-        teacher_id = {"accuracy": round(teacher_accuracy, 2),
+        teacher_id = {"accuracy": round(evaluate(teacher, test, torch.device("cpu")), 2),
                       "sha": fingerprint(teacher)} if trained else None
         plan = make_plan(walk(teacher, (1, 3, 32, 32)), spec["target"], spec["width"])
         example = torch.randn(1, 3, 32, 32)
