@@ -4,7 +4,7 @@ start) are pinned, student weights and report numbers, as the code computed
 them before the structure changed (tests/data/pinned-*.safetensors/.json).
 
 Pins are kept per CPU capability (AVX2, AVX512: the kernels of another SIMD
-level round sums differently, and training makes that 0.03 apart), each made
+level round sums differently: the committed vgg11 pins differ by up to 0.026), each made
 by the code of the same commit, and compared bit for bit. On a CPU with no
 pins of its own the closest check left is loose: weights to 0.05, the same
 size, accuracy within a point.
