@@ -45,6 +45,7 @@ from recast.walker import walk  # noqa: E402
 # scripts/ is on the path when this file runs
 from cifar10_results import (  # noqa: E402
     entry_for, markdown, plot_curves, summarise, write_results)
+from machine_load import LoadSampler  # noqa: E402
 from prune_baseline import run_prune_kd  # noqa: E402
 from bench_variants import HEADLINE_VARIANT, VARIANTS  # noqa: E402
 
@@ -160,6 +161,21 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
                              [s.fit_mse_before, s.fit_mse_after] for s in outcome.steps]}
 
 
+def run_method(key: str, plan, teacher, loaders, budget: float, spec: dict, seed: int,
+               progress: Progress) -> dict[str, Any]:
+    """One method's run on one seed: a recast variant, prune+KD, or a baseline."""
+    if key.startswith("recast:"):
+        return run_recast(key.split(":")[1], plan, teacher, loaders, budget, seed, progress)
+    if key == "prune-kd":
+        return run_prune_kd(plan, teacher, loaders, budget, spec["width"], seed, progress)
+    torch.manual_seed(seed)
+    curve: list = []
+    result = train_student(key, fresh_student(plan), teacher_chain(plan), *loaders, budget,
+                           torch.device("cpu"), progress, curve=curve)
+    result["curve"] = curve
+    return result
+
+
 def main() -> None:
     args = parse_args()
     if args.render:
@@ -232,25 +248,16 @@ def main() -> None:
                               f"blocks have no teacher output of their shape", flush=True)
                         continue
                     print(f"[{name}] {key} seed {seed} ...", flush=True)
-                    if key.startswith("recast:"):
-                        result = run_recast(key.split(":")[1], plan, teacher, loaders, budget,
-                                            seed, progress)
-                    elif key == "prune-kd":
-                        result = run_prune_kd(plan, teacher, loaders, budget, spec["width"],
-                                              seed, progress)
-                    else:
-                        torch.manual_seed(seed)
-                        curve: list = []
-                        result = train_student(key, fresh_student(plan), teacher_chain(plan),
-                                               *loaders, budget, torch.device("cpu"),
-                                               progress, curve=curve)
-                        result["curve"] = curve
+                    with LoadSampler() as load:
+                        result = run_method(key, plan, teacher, loaders, budget, spec, seed,
+                                            progress)
                     record = {k: v for k, v in result.items() if k != "student"}
                     record["accuracy"] = round(record["accuracy"], 2)
                     record["seconds"] = round(record["seconds"], 1)
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
                     record["command"], record["commit"] = command, code
                     record["invocation"], record["teacher"] = invocation, teacher_id
+                    record["load"] = load.summary()
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)

@@ -63,6 +63,16 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> float | None:
     return round(statistics.mean(ratios), 2) if ratios else None
 
 
+def load_lines(entry: dict) -> list[str]:
+    """The machine's load during each run that recorded it: what its wall time means."""
+    loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in entry["runs"].items()
+             for seed, run in sorted(by_seed.items()) if "load" in run]
+    if not loads:
+        return []
+    return ["", "Machine load during runs (mean 1-minute load average; a lane alone reads "
+            "about 1, each other busy thread adds 1): " + ", ".join(loads)]
+
+
 def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
     """Merge this pair's runs into the file under a lock: runs may go in parallel.
     ``title`` (--title) heads the Markdown from now on."""
@@ -238,7 +248,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
-        lines += goal_lines(entry)
+        lines += goal_lines(entry) + load_lines(entry)
         teachers = teachers_of(entry)
         if len([who for who in teachers if who != "teacher unknown"]) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "
