@@ -99,6 +99,14 @@ def test_densenet_bc_100_12_param_count():
     assert n_params(build_model("densenet_bc_100_12")) == 769_444
 
 
+def test_densenet_bc_40_12_has_three_dense_blocks_of_6_layers():
+    model = build_model("densenet_bc_40_12")
+    blocks = [m for m in model.modules() if isinstance(m, DenseBlock)]
+    assert [len(b.layers) for b in blocks] == [6, 6, 6]
+    assert [b.out_channels for b in blocks] == [24 + 72, 48 + 72, 60 + 72]
+    assert n_params(model) == 176_254
+
+
 def test_densenet_bc_100_12_has_three_separate_dense_blocks_of_16_layers():
     blocks = [m for m in build_model("densenet_bc_100_12").modules() if isinstance(m, DenseBlock)]
     assert [len(b.layers) for b in blocks] == [16, 16, 16]

@@ -48,6 +48,7 @@ CIFAR_MODELS: dict[str, ModelBuilder] = {
     "wrn_28_2": wrn.wrn_28_2,
     "wrn_28_10": wrn.wrn_28_10,
     "wrn_40_4": wrn.wrn_40_4,
+    "densenet_bc_40_12": densenet.densenet_bc_40_12,
     "densenet_bc_100_12": densenet.densenet_bc_100_12,
 }
 

@@ -31,7 +31,7 @@ from blocks import DenseLayer
 from ._common import check_width, init_weights, scale_channels
 
 __all__ = ["DenseBlock", "Transition", "CifarDenseNet", "densenet_bc",
-           "densenet_bc_100_12"]
+           "densenet_bc_40_12", "densenet_bc_100_12"]
 
 
 class DenseBlock(nn.Module):
@@ -107,6 +107,12 @@ def densenet_bc(depth: int, growth_rate: int, *, compression: float = 0.5,
         raise ValueError(f"compression must be in (0, 1], got {compression}")
     return CifarDenseNet(n, scale_channels(growth_rate, width), compression=compression,
                          num_classes=num_classes, in_channels=in_channels)
+
+
+def densenet_bc_40_12(*, num_classes: int = 10, in_channels: int = 3,
+                      width: float = 1.0) -> CifarDenseNet:
+    """DenseNet-BC-40 with growth rate 12: the paper's dense -> basic case at CPU scale."""
+    return densenet_bc(40, 12, num_classes=num_classes, in_channels=in_channels, width=width)
 
 
 def densenet_bc_100_12(*, num_classes: int = 10, in_channels: int = 3,
