@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from recast.errors import RecastError
-from recast.losses import BASELINES, LOSSES, baseline_reads_labels
+from recast.losses import BASELINES, LOSSES, NO_HINTS, baseline_reads_labels
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
@@ -27,6 +27,20 @@ def teacher_chain(plan: Plan) -> nn.Sequential:
     what a loss with a feature term (``hint``) compares the student to. It holds the
     plan's own modules: :func:`train_student` works on a copy."""
     return plan.chain.as_module()
+
+
+def hint_blocks(plan: Plan) -> int:
+    """How many blocks (logits excepted) of the planned student output as many channels
+    as their teacher block, at its resolution: what hints compare. None for a student
+    narrower at every block."""
+    return sum(step.out_channels == step.block.out_channels for step in plan.steps[:-1])
+
+
+def check_hints(plan: Plan, method: str, finetune_loss: str) -> None:
+    """Refuse a loss that needs blocks of the teacher's shape (the method's, or a recast's
+    fine-tune loss) when the plan has none: now, not at the fine-tune's first batch."""
+    if LOSSES[BASELINES.get(method, finetune_loss)].same_shapes and not hint_blocks(plan):
+        raise RecastError(NO_HINTS)
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:

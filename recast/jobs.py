@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from recast import distributed
-from recast.baselines import fresh_student, teacher_chain, train_student
+from recast.baselines import check_hints, fresh_student, teacher_chain, train_student
 from recast.checkpoint import rng_state, set_rng_state
 from recast.datafree import save_synthetic, synthetic_train_set
 from recast.datasets import BatchLoader, Data, load_data
@@ -52,12 +52,12 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
         progress.log(f"recast: note: {note}")
     plan = make_plan(chain, spec.target, spec.widths, **spec.plan)
     check_savable(_taken_as_they_are(plan))  # refused now, not after the training
+    check_hints(plan, spec.method, spec.config.finetune_loss)
     return plan
 
 
 def _taken_as_they_are(plan: Plan) -> list[torch.nn.Module]:
-    """The teacher's modules the student keeps unchanged (kept blocks, the pooling
-    tails of recast ones): a student file must be able to store them."""
+    """The teacher's modules the student keeps as they are: its file must store them."""
     kept = [plan.build_block(i) for i, step in enumerate(plan.steps) if step.spec is None]
     return kept + [step.block.tail for step in plan.steps
                    if step.spec is not None and step.block.tail is not None]

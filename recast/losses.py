@@ -90,6 +90,9 @@ class LogitLoss:
     # weights -> a term on the block outputs added to the logit loss; student and
     # teacher are then chains (nn.Sequential, block i at position i)
     features: Callable[[Mapping[str, float]], FeatureTerm] | None = None
+    # the feature term compares block outputs of the teacher's own shape (hints): a
+    # plan whose student is narrower at every block gives it nothing to compare
+    same_shapes: bool = False
 
     def objective(self, student: Callable[[Tensor], Tensor], teacher: Callable[[Tensor], Tensor],
                   temperature: float, alpha: float, labels: bool = True,
@@ -165,15 +168,17 @@ def _at_term(weights: Mapping[str, float]) -> FeatureTerm:
     return term
 
 
+NO_HINTS = ("hints (--finetune-loss hint-ce, --method hint): no block of the student "
+            "outputs the shape its teacher block does (a narrower student); use kd, or "
+            "--finetune-loss at+kd, which compares maps of any width")
+
+
 def _hint_term(weights: Mapping[str, float]) -> FeatureTerm:
     """The hints (MSE of same-shape block outputs), weighted."""
     def term(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
         hints = hint_loss(student, teacher)
         if hints is None:
-            raise RecastError("hints (--finetune-loss hint-ce, --method hint): no block "
-                              "of the student outputs the shape its teacher block does (a "
-                              "narrower student); use kd, or --finetune-loss at+kd, which "
-                              "compares maps of any width")
+            raise RecastError(NO_HINTS)
         return weights["hint_weight"] * hints
     return term
 
@@ -201,7 +206,7 @@ LOSSES: dict[str, LogitLoss] = {
     # for the student's at every position, a signal no logit loss carries
     "hint-ce": LogitLoss("hint-ce", "MSE of the block outputs shaped as the teacher's "
                          "(hints, weight {hint_weight:g}) + CE(labels)", True,
-                         lambda t, a: labels_only, features=_hint_term),
+                         lambda t, a: labels_only, features=_hint_term, same_shapes=True),
 }
 # the fine-tune loss of a run without labels when none is chosen
 TEACHER_ONLY_DEFAULT = "kd-soft"

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recast.result import code_commit  # noqa: E402
-from recast.baselines import fresh_student, teacher_chain, train_student  # noqa: E402
+from recast.baselines import (  # noqa: E402
+    fresh_student, hint_blocks, teacher_chain, train_student)
 from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
@@ -166,6 +167,15 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
                              [s.fit_mse_before, s.fit_mse_after] for s in outcome.steps]}
 
 
+def uses_hints(key: str) -> bool:
+    """Whether a method's loss compares block outputs of the teacher's own shape."""
+    if key.startswith("recast:"):
+        loss = VARIANTS[key.split(":")[1]][1].get("finetune_loss", RecastConfig.finetune_loss)
+    else:
+        loss = BASELINES.get(key)
+    return loss is not None and LOSSES[loss].same_shapes
+
+
 def run_method(key: str, plan, teacher, loaders, budget: float, spec: dict, seed: int,
                progress: Progress) -> dict[str, Any]:
     """One method's run on one seed: a recast variant, prune+KD, or a baseline."""
@@ -248,9 +258,10 @@ def main() -> None:
             for method in methods:
                 keys = [f"recast:{v}" for v in variants] if method == "recast" else [method]
                 for key in keys:
-                    if key == "hint" and spec["kind"] != "transformation":
-                        print(f"[{name}] hint skipped: a compression pair's narrower "
-                              f"blocks have no teacher output of their shape", flush=True)
+                    if uses_hints(key) and not hint_blocks(plan):
+                        print(f"[{name}] {key} skipped: no block of this student has its "
+                              f"teacher block's output shape, so hints compare nothing",
+                              flush=True)
                         continue
                     print(f"[{name}] {key} seed {seed} ...", flush=True)
                     with LoadSampler() as load:

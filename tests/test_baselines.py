@@ -72,6 +72,33 @@ def test_the_hint_baseline_learns_from_the_teacher_s_blocks(vgg_teacher, loaders
     assert len(_Counted.calls) >= 2 and result["images"] == 2 * 64
 
 
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_hint_blocks_counts_what_the_hints_compare(vgg_teacher, width) -> None:
+    """The plan's count of same-shape blocks is the count the hint loss finds when it
+    runs student and teacher side by side; at a narrower width only kept blocks count."""
+    from recast.baselines import hint_blocks, teacher_chain
+    from recast.feature_losses import block_outputs
+
+    plan = make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", width)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        student = block_outputs(fresh_student(plan).eval(), x)
+        teacher = block_outputs(teacher_chain(plan).eval(), x)
+    same = sum(s.shape == t.shape for s, t in zip(student[:-1], teacher[:-1]))
+    assert hint_blocks(plan) == same
+    assert same == (len(plan.steps) - 1 if width == 1.0 else 0)
+
+
+def test_hints_are_refused_when_the_plan_is_made(vgg_teacher) -> None:
+    from recast.baselines import check_hints
+
+    narrower = make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 0.5)
+    for method, loss in [("hint", "mse-ce"), ("recast", "hint-ce")]:
+        with pytest.raises(RecastError, match="no block of the student outputs the shape"):
+            check_hints(narrower, method, loss)
+    check_hints(narrower, "recast", "mse-ce")
+    check_hints(make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 1.0), "hint", "mse-ce")
+
 
 def test_a_baseline_leaves_the_teacher_it_is_given_as_it_was(vgg_teacher, loaders) -> None:
     """The plan's chain holds the teacher's own modules: a baseline that froze them
