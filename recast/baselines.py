@@ -29,18 +29,27 @@ def teacher_chain(plan: Plan) -> nn.Sequential:
     return plan.chain.as_module()
 
 
-def hint_blocks(plan: Plan) -> int:
-    """How many blocks (logits excepted) of the planned student output as many channels
-    as their teacher block, at its resolution: what hints compare. None for a student
-    narrower at every block."""
-    return sum(step.out_channels == step.block.out_channels for step in plan.steps[:-1])
+def hint_blocks(plan: Plan) -> list[str]:
+    """The blocks (logits excepted) of the planned student that output their teacher
+    block's shape: what hints compare. A kept block does, whatever it reads (the stem,
+    a transition rebuilt for a narrower input); a recast one only at its full width."""
+    return [step.block.name for step in plan.steps[:-1]
+            if step.spec is None or step.out_channels == step.block.out_channels]
 
 
-def check_hints(plan: Plan, method: str, finetune_loss: str) -> None:
+def check_hints(plan: Plan, method: str, finetune_loss: str,
+                progress: Progress | None = None) -> None:
     """Refuse a loss that needs blocks of the teacher's shape (the method's, or a recast's
-    fine-tune loss) when the plan has none: now, not at the fine-tune's first batch."""
-    if LOSSES[BASELINES.get(method, finetune_loss)].same_shapes and not hint_blocks(plan):
+    fine-tune loss) when the plan has none: now, not at the fine-tune's first batch.
+    Say which blocks it will compare, since a kept stem alone may be all there is."""
+    if not LOSSES[BASELINES.get(method, finetune_loss)].same_shapes:
+        return
+    blocks = hint_blocks(plan)
+    if not blocks:
         raise RecastError(NO_HINTS)
+    if progress is not None:
+        progress.log(f"hints at {len(blocks)} of {len(plan.steps) - 1} blocks: "
+                     f"{', '.join(blocks)}")
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:

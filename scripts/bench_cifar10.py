@@ -274,6 +274,8 @@ def main() -> None:
                     record["command"], record["commit"] = command, code
                     record["invocation"], record["teacher"] = invocation, teacher_id
                     record["load"] = load.summary()
+                    if uses_hints(key):  # a kept stem alone may be all a hint compares
+                        record["hint_blocks"] = hint_blocks(plan)
                     entry["runs"].setdefault(key, {})[str(seed)] = record
                     print(f"[{name}] {key} seed {seed}: {record['accuracy']}% in "
                           f"{record['seconds']} s ({record['images']} images)", flush=True)

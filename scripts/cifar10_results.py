@@ -66,7 +66,7 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> float | None:
 def load_lines(entry: dict) -> list[str]:
     """The machine's load during each run that recorded it: what its wall time means."""
     loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in entry["runs"].items()
-             for seed, run in sorted(by_seed.items()) if "load" in run]
+             for seed, run in sorted(by_seed.items()) if run.get("load")]
     if not loads:
         return []
     return ["", "Machine load during runs (mean 1-minute load average; a lane alone reads "

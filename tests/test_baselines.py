@@ -72,24 +72,30 @@ def test_the_hint_baseline_learns_from_the_teacher_s_blocks(vgg_teacher, loaders
     assert len(_Counted.calls) >= 2 and result["images"] == 2 * 64
 
 
-@pytest.mark.parametrize("width", [1.0, 0.5])
-def test_hint_blocks_counts_what_the_hints_compare(vgg_teacher, width) -> None:
-    """The plan's count of same-shape blocks is the count the hint loss finds when it
-    runs student and teacher side by side; at a narrower width only kept blocks count."""
+@pytest.mark.parametrize("model, teacher_width, target, width, expected", [
+    ("vgg11", 0.25, "conv", 1.0, 8),  # a transformation keeps every width
+    ("vgg11", 0.25, "conv", 0.5, 0),
+    ("resnet20", 0.25, "conv", 0.5, 1),  # the kept stem
+    ("densenet_bc_40_12", 0.25, "basic", 0.4, 3),  # the stem and both transitions
+])
+def test_hint_blocks_are_the_blocks_the_hint_loss_compares(model, teacher_width, target,
+                                                           width, expected) -> None:
+    """The plan's list is what the hint loss finds when it runs student and teacher
+    side by side: kept blocks count, narrowed ones do not."""
     from recast.baselines import hint_blocks, teacher_chain
     from recast.feature_losses import block_outputs
+    from recast.models import build_model
 
-    plan = make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", width)
+    plan = make_plan(walk(build_model(model, width=teacher_width)), target, width)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         student = block_outputs(fresh_student(plan).eval(), x)
         teacher = block_outputs(teacher_chain(plan).eval(), x)
     same = sum(s.shape == t.shape for s, t in zip(student[:-1], teacher[:-1]))
-    assert hint_blocks(plan) == same
-    assert same == (len(plan.steps) - 1 if width == 1.0 else 0)
+    assert len(hint_blocks(plan)) == same == expected
 
 
-def test_hints_are_refused_when_the_plan_is_made(vgg_teacher) -> None:
+def test_hints_are_refused_when_the_plan_is_made_and_named_when_not(vgg_teacher) -> None:
     from recast.baselines import check_hints
 
     narrower = make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 0.5)
@@ -97,7 +103,12 @@ def test_hints_are_refused_when_the_plan_is_made(vgg_teacher) -> None:
         with pytest.raises(RecastError, match="no block of the student outputs the shape"):
             check_hints(narrower, method, loss)
     check_hints(narrower, "recast", "mse-ce")
-    check_hints(make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 1.0), "hint", "mse-ce")
+    lines: list[str] = []
+    progress = Progress(quiet=True)
+    progress.log = lines.append  # type: ignore[method-assign]
+    check_hints(make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 1.0), "hint", "mse-ce",
+                progress)
+    assert lines and lines[0].startswith("hints at 8 of 8 blocks: ")
 
 
 def test_a_baseline_leaves_the_teacher_it_is_given_as_it_was(vgg_teacher, loaders) -> None:

@@ -4,7 +4,7 @@ against the best alternative that trains the same student."""
 import json
 
 import pytest
-from cifar10_results import goal_lines, markdown, summarise, teachers_of
+from cifar10_results import goal_lines, load_lines, markdown, summarise, teachers_of
 
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
@@ -68,3 +68,33 @@ def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> N
     assert "- teacher: not trained yet" in text
     assert "| scratch | 70.0 | 0.0 | 1 | 900 | 10.0 | 1.0 | 1,000 | - | - |" in text
     assert "gap_closed" not in entry["methods"]["scratch"]
+
+
+def test_each_run_s_load_is_listed_under_the_table_and_a_missing_one_is_skipped() -> None:
+    entry = _entry("transformation", prune_params=1000)
+    entry["runs"]["scratch"]["0"]["load"] = {"mean": 1.02, "max": 1.3, "samples": 9}
+    entry["runs"]["kd-mse"]["0"]["load"] = None  # a platform without a load average
+    assert load_lines(entry)[-1].endswith("about 1, each other busy thread adds 1): "
+                                          "scratch s0 1.02")
+    entry["runs"]["scratch"]["0"].pop("load")
+    assert load_lines(entry) == []
+
+
+def test_the_load_sampler_reads_before_during_and_after_a_run() -> None:
+    import time
+
+    from machine_load import LoadSampler
+
+    with LoadSampler(every=0.05) as load:
+        time.sleep(0.2)
+    summary = load.summary()
+    assert summary["samples"] >= 3 and 0 <= summary["mean"] <= summary["max"]
+    assert LoadSampler().summary() is None  # never sampled: no figure, not a crash
+
+
+def test_hint_methods_are_known_by_their_loss_not_their_name() -> None:
+    from bench_cifar10 import uses_hints
+
+    assert uses_hints("hint") and uses_hints("recast:loss-hint-ce")
+    assert not any(uses_hints(k) for k in ("scratch", "kd", "prune-kd",
+                                           "recast:warm-ce-sgd-lr02"))

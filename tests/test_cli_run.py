@@ -100,6 +100,7 @@ def test_the_hint_baseline_on_narrower_blocks_is_one_line(run_dir, tmp_path, cap
                 "--method", "hint", "--budget", "0.1", "--limit-test", "200", "--quiet",
                 "--out", str(out)]) == 2
     assert "--method hint): no block of the student" in capsys.readouterr().err
+    assert not out.exists()  # refused with the plan, before a run folder or a batch
 
 
 def test_pictures_when_the_extras_are_installed(run_dir) -> None:
