@@ -44,23 +44,35 @@ def summarise(entry: dict, main_variant: str) -> None:
     for key, by_seed in entry["runs"].items():
         ratio = wall_vs_scratch(by_seed, entry["runs"].get("scratch", {}))
         if ratio is not None:
-            methods[key]["wall_vs_scratch"] = ratio
+            methods[key]["wall_vs_scratch"], methods[key]["wall_equal_load"] = ratio
     entry["methods"] = methods
 
 
-def wall_vs_scratch(by_seed: dict, scratch: dict) -> float | None:
+# mean loads closer than this count as equal (a lane alone reads about 1, each
+# other busy thread adds about 1)
+EQUAL_LOAD = 0.3
+
+
+def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
     """Mean wall-time ratio to scratch over the seeds where both ran in one process of
     the script (same invocation id; records from before ids, same command and
-    commit), so under about the same load: wall times of separate runs on a
-    shared machine do not compare."""
+    commit): wall times of separate runs on a shared machine do not compare. Where
+    some of those pairs recorded equal loads, only they count, and the flag says so."""
     def run_of(record: dict) -> tuple:
         return (record.get("invocation"),) if "invocation" in record else \
             (record.get("command"), record.get("commit"))
 
-    ratios = [run["seconds"] / scratch[seed]["seconds"] for seed, run in by_seed.items()
-              if seed in scratch and run.get("command")
-              and run_of(run) == run_of(scratch[seed])]
-    return round(statistics.mean(ratios), 2) if ratios else None
+    def equal_load(run: dict, other: dict) -> bool:
+        loads = run.get("load"), other.get("load")
+        return all(loads) and abs(loads[0]["mean"] - loads[1]["mean"]) <= EQUAL_LOAD
+
+    pairs = [(run, scratch[seed]) for seed, run in by_seed.items()
+             if seed in scratch and run.get("command") and run_of(run) == run_of(scratch[seed])]
+    equal = [(run, other) for run, other in pairs if equal_load(run, other)]
+    if not pairs:
+        return None
+    ratios = [run["seconds"] / other["seconds"] for run, other in equal or pairs]
+    return round(statistics.mean(ratios), 2), bool(equal)
 
 
 def load_lines(entry: dict) -> list[str]:
@@ -150,6 +162,9 @@ def teachers_of(entry: dict) -> dict[str, list[str]]:
 SAME_STUDENT = ("kd", "kd-mse", "scratch", "hint")
 
 
+LOAD_NOTE = {True: " (equal recorded load)", False: " (load not recorded or unequal)"}
+
+
 def goal_lines(entry: dict) -> list[str]:
     """Issue 14's goals for the pair, computed from its table, for the fast preset's
     recast and for the best recast variant: a point over the best alternative that
@@ -177,7 +192,8 @@ def goal_lines(entry: dict) -> list[str]:
         gap, wall = m.get("gap_closed"), m.get("wall_vs_scratch")
         return [f"{margin:+.2f}: {mark(margin >= 1.0)}",
                 f"{gap:.0%}: {mark(gap >= 0.6)}" if gap is not None else "- (no gap)",
-                f"{wall}x: {mark(wall <= 1.2)}" if wall is not None else "- (not measured)",
+                f"{wall}x{LOAD_NOTE[m.get('wall_equal_load', False)]}: {mark(wall <= 1.2)}"
+                if wall is not None else "- (not measured)",
                 f"{m['seeds']}: {mark(m['seeds'] >= 3)}"]
 
     rows = [f"vs the best alternative of the same student ({alt_key}, {alt['accuracy']}%, "

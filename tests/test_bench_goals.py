@@ -34,7 +34,7 @@ def test_a_transformation_pair_never_counts_the_residual_pruned_net() -> None:
     assert any("(kd-mse, 72.0%, 1 seed)" in line for line in lines)
     assert _cells(lines, "vs the best") == ["+5.00: reached"]  # the preset is the best
     assert _cells(lines, "share of the") == ["70%: reached"]
-    assert _cells(lines, "wall time") == ["1.1x: reached"]
+    assert _cells(lines, "wall time") == ["1.1x (load not recorded or unequal): reached"]
     assert _cells(lines, "seeds") == ["1: **missed**"]
 
 
@@ -98,3 +98,18 @@ def test_hint_methods_are_known_by_their_loss_not_their_name() -> None:
     assert uses_hints("hint") and uses_hints("recast:loss-hint-ce")
     assert not any(uses_hints(k) for k in ("scratch", "kd", "prune-kd",
                                            "recast:warm-ce-sgd-lr02"))
+
+
+def test_a_wall_ratio_under_recorded_equal_load_outweighs_one_under_unequal_load() -> None:
+    from cifar10_results import wall_vs_scratch
+
+    def run(seconds: float, load: float | None, invocation: str) -> dict:
+        return {"seconds": seconds, "command": "c", "invocation": invocation,
+                "load": {"mean": load, "max": load, "samples": 3} if load else None}
+
+    recast = {"1": run(120.0, 2.0, "a"), "2": run(170.0, 2.0, "b"), "3": run(99.0, 1.0, "x")}
+    scratch = {"1": run(100.0, 2.1, "a"), "2": run(100.0, 1.0, "b"), "3": run(10.0, 1.0, "y")}
+    assert wall_vs_scratch(recast, scratch) == (1.2, True)  # seed 3: two invocations
+    for seed in ("1", "2"):
+        recast[seed]["load"] = None  # before loads were recorded: every pair counts
+    assert wall_vs_scratch(recast, scratch) == (1.45, False)
