@@ -9,6 +9,8 @@ import json
 import statistics
 from pathlib import Path
 
+from pair_readings import reading_lines
+
 
 def entry_for(results: dict, name: str) -> dict:
     """The pair ``name``'s entry in ``results``, added if it is not there yet."""
@@ -264,7 +266,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
-        lines += goal_lines(entry) + load_lines(entry)
+        lines += goal_lines(entry) + load_lines(entry) + reading_lines(entry["name"])
         teachers = teachers_of(entry)
         if len([who for who in teachers if who != "teacher unknown"]) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "

@@ -113,3 +113,13 @@ def test_a_wall_ratio_under_recorded_equal_load_outweighs_one_under_unequal_load
     for seed in ("1", "2"):
         recast[seed]["load"] = None  # before loads were recorded: every pair counts
     assert wall_vs_scratch(recast, scratch) == (1.45, False)
+
+
+def test_a_pair_s_reading_is_shown_as_written_by_hand_and_only_for_its_pair() -> None:
+    from pair_readings import READINGS, reading_lines
+
+    for name, reading in READINGS.items():
+        line = reading_lines(name)[-1]
+        assert "written by hand" in line and "not computed" in line
+        assert reading["why"] in line and reading["next"] in line
+    assert reading_lines("a pair nobody wrote about") == []

@@ -1,0 +1,51 @@
+"""What the tables of benchmarks/cifar10.md mean where a goal is missed, and what to
+try next: written by hand from the committed runs (benchmarks/cifar10-runs.md
+tells their story), shown under each pair's goal table as a reading, never as
+a measurement.
+"""
+
+READINGS: dict[str, dict[str, str]] = {
+    "resnet20-conv": {
+        "why": "the 10-layer plain student trains as well from random weights as from "
+               "any teacher signal (scratch 76.95 ± 0.13 over 3 seeds; no method that "
+               "trains this plain net beats it by more than 0.03 points), and the "
+               "teacher is only 2.3 points above it. With the closed-form warm start "
+               "the partial net is at 72% after the first step and 65% after the "
+               "last; with the shortcut-path warm start (the preset's) at 20-59%",
+        "next": "a deeper plain student, where random weights fall short of the "
+                "residual teacher: the resnet56-conv pair (its goals are reached)",
+    },
+    "vgg16-conv": {
+        "why": "the student is 6.2x smaller than its teacher, and every method that "
+               "trains it lands between 76.29 and 78.50, 4.7-7.0 points under the "
+               "teacher: our reading is that the gap is mostly what 148k parameters "
+               "hold at 18 epochs. The partial net is at 81% after the first step and "
+               "68-74% after the others, and the fine-tune lifts it to 78",
+        "next": "per-layer widths that keep the late layers wider (as the paper's "
+                "ImageNet schedule does) at the same total size; the KD fine-tune "
+                "(warm-kd, 78.50 ± 0.28) where wall time allows",
+    },
+    "wrn16_4-basic": {
+        "why": "the six steps end at 72.8% (77-78 after the first two), and the "
+               "fine-tune recovers to 80.5, 1.9 under the teacher, where scratch is 3.3 "
+               "under; the alternatives have one seed, recast two",
+        "next": "a third seed of every method; the closed-form warm start (the solve "
+                "variants), which this pair has not had",
+    },
+    "resnet29-conv": {
+        "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
+               "below what its 8k-parameter plain student reaches from scratch "
+               "(69.15%): there is no gap to close, and learning from it costs 5 points",
+        "next": "a half-width teacher trained longer (a GPU run, or an overnight one "
+                "on this CPU) before this pair can say anything about bottleneck -> conv",
+    },
+}
+
+
+def reading_lines(name: str) -> list[str]:
+    """The pair's reading as Markdown lines, or nothing for a pair without one."""
+    reading = READINGS.get(name)
+    if reading is None:
+        return []
+    return ["", f"Reading (written by hand from these runs, not computed): why: "
+            f"{reading['why']}. Next: {reading['next']}."]
