@@ -32,6 +32,16 @@ READINGS: dict[str, dict[str, str]] = {
         "next": "a third seed of every method; the closed-form warm start (the solve "
                 "variants), which this pair has not had",
     },
+    "densenet40-basic": {
+        "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "
+               "below what its 32k-parameter basic-block student reaches from scratch "
+               "in 18 (78.53 ± 0.41 over 3 seeds): there is no gap to close. Its three "
+               "steps leave the partial net at 37%, 57% and 53%, and the CE fine-tune "
+               "brings it back to the teacher's level (77.04), not past scratch",
+        "next": "a teacher trained to convergence (a GPU run, or about 4 hours of one "
+                "core here for 60 epochs) before this pair can say anything about "
+                "dense -> basic",
+    },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
                "below what its 8k-parameter plain student reaches from scratch "
