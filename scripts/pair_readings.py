@@ -37,7 +37,8 @@ READINGS: dict[str, dict[str, str]] = {
                "below what its 32k-parameter basic-block student reaches from scratch "
                "in 18 (78.53 ± 0.41 over 3 seeds): there is no gap to close. Its three "
                "steps leave the partial net at 37%, 57% and 53%, and the CE fine-tune "
-               "brings it back to the teacher's level (77.04), not past scratch",
+               "brings it back to the teacher's level (77.13 ± 0.13 over 2 seeds), "
+               "not past scratch",
         "next": "a teacher trained to convergence (a GPU run, or about 4 hours of one "
                 "core here for 60 epochs) before this pair can say anything about "
                 "dense -> basic",
