@@ -70,9 +70,9 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
 
     pairs = [(run, scratch[seed]) for seed, run in by_seed.items()
              if seed in scratch and run.get("command") and run_of(run) == run_of(scratch[seed])]
-    equal = [(run, other) for run, other in pairs if equal_load(run, other)]
     if not pairs:
         return None
+    equal = [(run, other) for run, other in pairs if equal_load(run, other)]
     ratios = [run["seconds"] / other["seconds"] for run, other in equal or pairs]
     return round(statistics.mean(ratios), 2), bool(equal)
 
