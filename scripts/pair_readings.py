@@ -11,7 +11,7 @@ READINGS: dict[str, dict[str, str]] = {
                "trains this plain net beats it by more than 0.03 points), and the "
                "teacher is only 2.3 points above it. With the closed-form warm start "
                "the partial net is at 72% after the first step and 65% after the "
-               "last; with the shortcut-path warm start (the preset's) at 20-59%",
+               "last; with the shortcut-path warm start (the preset's) at 19-59%",
         "next": "a deeper plain student, where random weights fall short of the "
                 "residual teacher: the resnet56-conv pair (its goals are reached)",
     },
@@ -39,9 +39,9 @@ READINGS: dict[str, dict[str, str]] = {
                "steps leave the partial net at 37%, 57% and 53%, and the CE fine-tune "
                "brings it back to the teacher's level (77.13 ± 0.13 over 2 seeds), "
                "not past scratch",
-        "next": "a teacher trained to convergence (a GPU run, or about 4 hours of one "
-                "core here for 60 epochs) before this pair can say anything about "
-                "dense -> basic",
+        "next": "a teacher trained to convergence (a GPU run, or 60 epochs here: about "
+                "4 hours of one core at the 3,532 s per 15 epochs its training "
+                "recorded) before this pair can say anything about dense -> basic",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
