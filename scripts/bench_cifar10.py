@@ -13,7 +13,6 @@ it, so partial runs accumulate.
 import argparse
 import copy
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -44,8 +43,7 @@ from recast.training import evaluate  # noqa: E402
 from recast.walker import walk  # noqa: E402
 
 # scripts/ is on the path when this file runs
-from cifar10_results import (  # noqa: E402
-    entry_for, markdown, plot_curves, summarise, write_results)
+from cifar10_results import entry_for, render, write_results  # noqa: E402
 from machine_load import LoadSampler  # noqa: E402
 from prune_baseline import run_prune_kd  # noqa: E402
 from bench_variants import HEADLINE_VARIANT, VARIANTS  # noqa: E402
@@ -194,15 +192,7 @@ def run_method(key: str, plan, teacher, loaders, budget: float, spec: dict, seed
 def main() -> None:
     args = parse_args()
     if args.render:
-        path = Path(args.out).with_suffix(".json")
-        results = json.loads(path.read_text())
-        for entry in results["pairs"]:
-            summarise(entry, HEADLINE_VARIANT)
-        if args.title:
-            results["title"] = args.title
-        path.write_text(json.dumps(results, indent=1))
-        Path(args.out).with_suffix(".md").write_text(
-            markdown(results, plot_curves(results, Path(args.out))))
+        render(Path(args.out), HEADLINE_VARIANT, args.title)
         return
     torch.set_num_threads(args.threads)
     limit = (2000, 1000) if args.quick else (None, None)

@@ -1,15 +1,18 @@
-"""benchmarks/cifar10.json and .md: merging runs, the per-method summary, the tables.
+"""benchmarks/cifar10.json and .md: merging runs, the per-method summary, rendering.
 
 Kept apart from scripts/bench_cifar10.py, which runs the methods, so the
 results' schema (pairs -> runs by method and seed -> summary with gap_closed)
-and the Markdown read in one place.
+reads in one place. Every write re-summarises every pair and redraws the
+Markdown, so the files always show what this code computes from their runs.
 """
 
 import json
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from pair_readings import reading_lines
+from cifar10_tables import markdown
 
 
 def entry_for(results: dict, name: str) -> dict:
@@ -77,19 +80,10 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
     return round(statistics.mean(ratios), 2), bool(equal)
 
 
-def load_lines(entry: dict) -> list[str]:
-    """The machine's load during each run that recorded it: what its wall time means."""
-    loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in entry["runs"].items()
-             for seed, run in sorted(by_seed.items()) if run.get("load")]
-    if not loads:
-        return []
-    return ["", "Machine load during runs (mean 1-minute load average; a lane alone reads "
-            "about 1, each other busy thread adds 1): " + ", ".join(loads)]
-
-
-def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
-    """Merge this pair's runs into the file under a lock: runs may go in parallel.
-    ``title`` (--title) heads the Markdown from now on."""
+@contextmanager
+def locked(out: Path) -> Iterator[dict]:
+    """The results stored at ``out`` (.json), held under a lock while the caller changes
+    them (runs may go in parallel lanes), then saved."""
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,17 +91,44 @@ def write_results(entry: dict, main_variant: str, out: Path, title: str | None =
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = out.with_suffix(".json")
         results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
+        yield results
+        path.write_text(json.dumps(results, indent=1))
+        out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out), out.name))
+
+
+def summarise_all(results: dict, main_variant: str) -> dict:
+    """Every pair's summary recomputed from its runs by this code, whoever wrote them."""
+    for entry in results["pairs"]:
+        summarise(entry, main_variant)
+    return results
+
+
+def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
+    """Merge this pair's runs into the file and re-summarise every pair.
+    ``title`` (--title) heads the Markdown from now on."""
+    with locked(out) as results:
         stored = entry_for(results, entry["name"])
         runs = stored.get("runs", {})
         for key, by_seed in entry["runs"].items():
             runs.setdefault(key, {}).update(by_seed)
         stored.update({k: v for k, v in entry.items() if k != "runs"})
         stored["runs"] = runs
-        summarise(stored, main_variant)
+        summarise_all(results, main_variant)
         if title:
             results["title"] = title
-        path.write_text(json.dumps(results, indent=1))
-        out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out)))
+
+
+def render(out: Path, main_variant: str, title: str | None = None) -> None:
+    """Rewrite the summaries, the Markdown and the plots from the stored runs alone."""
+    with locked(out) as results:
+        summarise_all(results, main_variant)
+        if title:
+            results["title"] = title
+
+
+def plot_name(out: Path, pair: str) -> str:
+    """The file a pair's curves go to, beside ``out``."""
+    return f"{out.name}-{pair}.png"
 
 
 def plot_curves(results: dict, out: Path) -> dict[str, str]:
@@ -131,170 +152,9 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
         axes.set(xlabel="training images seen (thousands)", ylabel="test accuracy (%)",
                  title=f"{entry['name']}: accuracy vs images seen (seed 0)", ylim=(40, None))
         axes.legend(fontsize=8)
-        path = out.with_name(f"{out.name}-{entry['name']}.png")
+        path = out.with_name(plot_name(out, entry["name"]))
         figure.savefig(path, dpi=90, bbox_inches="tight")
         plt.close(figure)
         files[entry["name"]] = path.name
     return files
 
-
-def same_size(method: dict, student_params: int) -> bool:
-    """Whether a method's network has the student's params, within 5% (pruning to a
-    width ratio gives another size)."""
-    return abs((method.get("params") or 0) - student_params) <= 0.05 * student_params
-
-
-def teachers_of(entry: dict) -> dict[str, list[str]]:
-    """Method:seed keys by the teacher their run learned from; runs from before
-    teachers were recorded (up to commit 1aa4531) and teacher-free runs made before
-    the teacher was trained fall under 'teacher unknown'."""
-    by_teacher: dict[str, list[str]] = {}
-    for key, by_seed in entry.get("runs", {}).items():
-        for seed, run in by_seed.items():
-            teacher = run.get("teacher")
-            who = (f"teacher {teacher['accuracy']}% [{teacher['sha']}]" if teacher
-                   else "teacher unknown")
-            by_teacher.setdefault(who, []).append(f"{key} s{seed}")
-    return by_teacher
-
-
-# methods that train the student's very network (hint: FitNets' hints from random
-# weights); prune-kd joins them on a compression pair when its pruned net has the
-# student's size (a pruned ResNet stays residual)
-SAME_STUDENT = ("kd", "kd-mse", "scratch", "hint")
-
-
-LOAD_NOTE = {True: " (equal recorded load)", False: " (load not recorded or unequal)"}
-
-
-def goal_lines(entry: dict) -> list[str]:
-    """Issue 14's goals for the pair, computed from its table, for the fast preset's
-    recast and for the best recast variant: a point over the best alternative that
-    trains the same student, 60% of the scratch-to-teacher gap, 1.2x scratch's wall
-    time, three seeds."""
-    methods, student = entry.get("methods", {}), entry["student"]["params"]
-    alternatives = {k: m for k, m in methods.items() if k in SAME_STUDENT or (
-        k == "prune-kd" and entry["kind"] == "compression" and same_size(m, student))}
-    variants = {k: m for k, m in methods.items() if k.startswith("recast:")}
-    if not alternatives or not variants:
-        return []
-    alt_key, alt = max(alternatives.items(), key=lambda kv: kv[1]["accuracy"])
-    best_key = max(variants, key=lambda k: variants[k]["accuracy"])
-    shown = [("recast (`fast` preset)", methods.get("recast")), (f"best variant: {best_key}",
-                                                                variants[best_key])]
-    shown = [(label, m) for label, m in shown if m is not None]
-    if best_key == entry.get("headline"):  # the preset's variant is the best one
-        shown = shown[:1]
-
-    def mark(ok: bool) -> str:
-        return "reached" if ok else "**missed**"
-
-    def cells(m: dict) -> list[str]:
-        margin = round(m["accuracy"] - alt["accuracy"], 2)
-        gap, wall = m.get("gap_closed"), m.get("wall_vs_scratch")
-        return [f"{margin:+.2f}: {mark(margin >= 1.0)}",
-                f"{gap:.0%}: {mark(gap >= 0.6)}" if gap is not None else "- (no gap)",
-                f"{wall}x{LOAD_NOTE[m.get('wall_equal_load', False)]}: {mark(wall <= 1.2)}"
-                if wall is not None else "- (not measured)",
-                f"{m['seeds']}: {mark(m['seeds'] >= 3)}"]
-
-    rows = [f"vs the best alternative of the same student ({alt_key}, {alt['accuracy']}%, "
-            f"{alt['seeds']} seed{'s' * (alt['seeds'] > 1)}), goal +1 point",
-            "share of the scratch-to-teacher gap closed, goal 60%",
-            "wall time vs scratch, same invocation, goal 1.2x", "seeds, goal 3"]
-    lines = ["", "Goals (issue 14), computed from the table:", "",
-             "| goal | " + " | ".join(label for label, _ in shown) + " |",
-             "|---|" + "---|" * len(shown)]
-    columns = [cells(m) for _, m in shown]
-    lines += [f"| {row} | " + " | ".join(col[i] for col in columns) + " |"
-              for i, row in enumerate(rows)]
-    return lines
-
-
-TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
-
-
-def cost_lines(teacher: dict | None, student: dict) -> list[str]:
-    """The teacher's and the student's size; a teacher not trained yet has no accuracy
-    (a scratch run may come first) and no line."""
-    t, s = teacher, student
-    if not t:
-        return ["- teacher: not trained yet",
-                f"- student: {s['params']:,} params, {s['mults']:,} mults, latency b1/b64 "
-                f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms"]
-    return [f"- teacher: {t['accuracy']}%, {t['params']:,} params, {t['mults']:,} mults, "
-            f"latency b1/b64 {t['latency_ms']['batch1']}/{t['latency_ms']['batch64']} ms",
-            f"- student: {s['params']:,} params ({t['params'] / s['params']:.1f}x fewer), "
-            f"{s['mults']:,} mults ({t['mults'] / s['mults']:.1f}x fewer), latency b1/b64 "
-            f"{s['latency_ms']['batch1']}/{s['latency_ms']['batch64']} ms"]
-
-
-def vs_teacher(method: dict, teacher: dict | None) -> str:
-    return f"{method['accuracy'] - teacher['accuracy']:+.2f}" if teacher else "-"
-
-
-def markdown(results: dict, plots: dict[str, str] | None = None) -> str:
-    """The tables; ``results["title"]`` (set with --title) heads them if present."""
-    lines = [f"# {results.get('title', TITLE)}", "",
-             "Accuracies on the 10k test images of ../shared/data/cifar10 (lossy JPEG "
-             "origin: compare methods, do not quote as standard CIFAR-10). Budget = "
-             "training images seen by the student (epochs x 50k); teacher forwards are "
-             "not counted as images but are in the wall time. Wall time: this machine, "
-             "CPU.", ""]
-    for entry in results["pairs"]:
-        t, s = entry.get("teacher"), entry["student"]
-        lines += [f"## {entry['name']} ({entry['kind']}){' [QUICK]' if entry.get('quick') else ''}",
-                  "", f"- command: `{entry['command']}`", f"- commit: {entry['commit']}",
-                  f"- machine: {entry['machine']}", f"- data: {entry['data']}",
-                  f"- budget: {entry['budget_epochs']} epochs of training images",
-                  *cost_lines(t, s), "",
-                  "| method | accuracy (%) | std | seeds | images | wall (s) | wall vs scratch "
-                  "(same invocation) | params | vs teacher | gap closed |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        unlike = []
-        for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
-            params = m.get("params")
-            if params and not same_size(m, s["params"]):
-                unlike.append(key)
-            lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
-                         f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
-                         f"{m['wall_s']} | {m.get('wall_vs_scratch', '-')} | "
-                         f"{f'{params:,}' if params else '-'} | "
-                         f"{vs_teacher(m, t)} | "
-                         f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
-        if unlike:
-            lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
-                      f"width ratio {entry['spec']['width']} gives a network of another size "
-                      f"than the recast student, so it does not compare at equal cost."]
-        lines += goal_lines(entry) + load_lines(entry) + reading_lines(entry["name"])
-        teachers = teachers_of(entry)
-        if len([who for who in teachers if who != "teacher unknown"]) > 1:
-            lines += ["", "Runs of this pair learned from different teachers (trained "
-                      "again when a cache was lost); compare rows of one teacher: " +
-                      "; ".join(f"{who} ({', '.join(keys)})" for who, keys in teachers.items())]
-        scratch = entry.get("methods", {}).get("scratch")
-        if scratch and t and scratch["accuracy"] >= t["accuracy"]:
-            lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
-                      f"or beats this teacher ({t['accuracy']}%): there is no gap to close, "
-                      f"and distilling from it can only hold the student back."]
-        lines += ["", "Accuracy vs images seen (seed 0):", ""]
-        if plots and entry["name"] in plots:
-            lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
-        for key, by_seed in entry.get("runs", {}).items():
-            run = next(iter(by_seed.values()))
-            points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
-            lines.append(f"- {key}: {points}")
-            if "pruning_ratio" in run:
-                lines.append(f"  - L1 pruning ratio (Torch-Pruning): {run['pruning_ratio']}")
-            if "step_seconds" in run:
-                lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
-                lines.append(f"  - accuracy after each step (%): {run['step_accuracy']}")
-            if "step_loss" in run:
-                lines.append(f"  - block loss at the end of each step: {run['step_loss']}")
-            if any(run.get("step_fit_mse", [])):
-                fits = ", ".join("-" if fit is None else f"{fit[0]:.3g} -> {fit[1]:.3g}"
-                                 for fit in run["step_fit_mse"])
-                lines.append(f"  - closed-form fit, pre-activation MSE before -> after: "
-                             f"[{fits}]")
-        lines.append("")
-    return "\n".join(lines) + "\n"

@@ -4,6 +4,10 @@ tells their story), shown under each pair's goal table as a reading, never as
 a measurement.
 """
 
+# the results file (the bench's --out stem) whose runs these readings were written from:
+# other files of the same pairs (labels, losses) hold other runs
+WRITTEN_FROM = "cifar10"
+
 READINGS: dict[str, dict[str, str]] = {
     "resnet20-conv": {
         "why": "the 10-layer plain student trains as well from random weights as from "

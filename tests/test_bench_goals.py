@@ -4,7 +4,8 @@ against the best alternative that trains the same student."""
 import json
 
 import pytest
-from cifar10_results import goal_lines, load_lines, markdown, summarise, teachers_of
+from cifar10_results import summarise
+from cifar10_tables import goal_lines, load_lines, markdown, teachers_of
 
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
