@@ -17,39 +17,17 @@ import torch
 from torch import nn
 
 from recast.errors import RecastError
-from recast.losses import BASELINES, LOSSES, NO_HINTS, baseline_reads_labels
+from recast.losses import BASELINES, LOSSES, baseline_reads_labels
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.training import Schedule, evaluate, run_batches
+
 
 def teacher_chain(plan: Plan) -> nn.Sequential:
     """The teacher as the plan's chain of blocks, block i beside the student's block i:
     what a loss with a feature term (``hint``) compares the student to. It holds the
     plan's own modules: :func:`train_student` works on a copy."""
     return plan.chain.as_module()
-
-
-def hint_blocks(plan: Plan) -> list[str]:
-    """The blocks (logits excepted) of the planned student that output their teacher
-    block's shape: what hints compare. A kept block does, whatever it reads (the stem,
-    a transition rebuilt for a narrower input); a recast one only at its full width."""
-    return [step.block.name for step in plan.steps[:-1]
-            if step.spec is None or step.out_channels == step.block.out_channels]
-
-
-def check_hints(plan: Plan, method: str, finetune_loss: str,
-                progress: Progress | None = None) -> None:
-    """Refuse a loss that needs blocks of the teacher's shape (the method's, or a recast's
-    fine-tune loss) when the plan has none: now, not at the fine-tune's first batch.
-    Say which blocks it will compare, since a kept stem alone may be all there is."""
-    if not LOSSES[BASELINES.get(method, finetune_loss)].same_shapes:
-        return
-    blocks = hint_blocks(plan)
-    if not blocks:
-        raise RecastError(NO_HINTS)
-    if progress is not None:
-        progress.log(f"hints at {len(blocks)} of {len(plan.steps) - 1} blocks: "
-                     f"{', '.join(blocks)}")
 
 
 def fresh_student(plan: Plan) -> nn.Sequential:

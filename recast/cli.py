@@ -18,7 +18,8 @@ from recast.baselines import BASELINES
 from recast.block_costs import fill_costs
 from recast.errors import RecastError, Stopped
 from recast.export import export_onnx  # onnx itself is imported only when exporting
-from recast.jobs import run_eval, run_recast, run_train
+from recast.eval_job import run_eval
+from recast.jobs import run_recast, run_train
 from recast.models import model_names
 from recast.plan import make_plan
 from recast.report import compression_report, human, report_markdown

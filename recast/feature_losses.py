@@ -6,7 +6,7 @@ and a test can check each on a tiny model. A map is (N, C, H, W); a vector
 output (N, D) counts as a map of one pixel where a loss needs a map.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -123,19 +123,25 @@ def block_outputs(blocks: Iterable[nn.Module], x: Tensor) -> list[Tensor]:
     return outputs
 
 
+def paired_outputs(student: Sequence[Tensor], teacher: Sequence[Tensor],
+                   matches: Callable[[Tensor, Tensor], bool]) -> list[tuple[Tensor, Tensor]]:
+    """Block outputs (logits excepted) of student and teacher at the same chain position
+    that ``matches`` accepts: where a feature term compares the two chains."""
+    return [(s, t) for s, t in zip(student[:-1], teacher[:-1]) if matches(s, t)]
+
+
 def attention_positions(student: Sequence[Tensor],
                         teacher: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
-    """Block outputs (logits excepted) of student and teacher at the same chain position
-    that are maps of the same spatial size: where attention transfer compares them."""
-    return [(s, t) for s, t in zip(student[:-1], teacher[:-1])
-            if s.dim() == 4 and t.dim() == 4 and s.shape[2:] == t.shape[2:]]
+    """Maps of the same spatial size: where attention transfer compares the chains."""
+    return paired_outputs(student, teacher, lambda s, t: s.dim() == 4 and t.dim() == 4
+                          and s.shape[2:] == t.shape[2:])
 
 
 def hint_loss(student: Sequence[Tensor], teacher: Sequence[Tensor]) -> Tensor | None:
     """Mean over the chain positions (logits excepted) where student and teacher output
     the same shape of MSE between the outputs: FitNets' hint at every such block, which
     a transformation (widths kept) has at every position. None where there is none."""
-    pairs = [(s, t) for s, t in zip(student[:-1], teacher[:-1]) if s.shape == t.shape]
+    pairs = paired_outputs(student, teacher, lambda s, t: s.shape == t.shape)
     if not pairs:
         return None
     return sum((F.mse_loss(s, t) for s, t in pairs), student[-1].new_zeros(())) / len(pairs)

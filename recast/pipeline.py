@@ -11,12 +11,12 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from recast.baselines import check_hints
 from recast.checkpoint import CheckpointStore
 from recast.engine import Recaster
 from recast.errors import RecastError
 from recast.finetune import finetune_label
 from recast.generations import check_generations, checkpoint_folder, run_generations
+from recast.hints import check_hints
 from recast.plan import Plan, make_plan
 from recast.progress import Progress
 from recast.result import RecastResult

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recast.result import code_commit  # noqa: E402
-from recast.baselines import (  # noqa: E402
-    fresh_student, hint_blocks, teacher_chain, train_student)
+from recast.baselines import fresh_student, teacher_chain, train_student  # noqa: E402
+from recast.hints import hint_blocks  # noqa: E402
 from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402

@@ -82,8 +82,9 @@ def test_hint_blocks_are_the_blocks_the_hint_loss_compares(model, teacher_width,
                                                            width, expected) -> None:
     """The plan's list is what the hint loss finds when it runs student and teacher
     side by side: kept blocks count, narrowed ones do not."""
-    from recast.baselines import hint_blocks, teacher_chain
+    from recast.baselines import teacher_chain
     from recast.feature_losses import block_outputs
+    from recast.hints import hint_blocks
     from recast.models import build_model
 
     plan = make_plan(walk(build_model(model, width=teacher_width)), target, width)
@@ -96,7 +97,7 @@ def test_hint_blocks_are_the_blocks_the_hint_loss_compares(model, teacher_width,
 
 
 def test_hints_are_refused_when_the_plan_is_made_and_named_when_not(vgg_teacher) -> None:
-    from recast.baselines import check_hints
+    from recast.hints import check_hints
 
     narrower = make_plan(walk(copy.deepcopy(vgg_teacher)), "conv", 0.5)
     for method, loss in [("hint", "mse-ce"), ("recast", "hint-ce")]:
