@@ -76,11 +76,11 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     data = load_job_data(spec.model.dataset, spec.data_dir, spec.limit_train, spec.limit_test,
                          progress)
     state = load_state(spec.teacher) if spec.teacher else None  # the file is read once
-    synthetic = synthetic_train_set(spec, data, out if resume else None, progress, state) \
-        if spec.synthetic_images else None
     settle_labels(spec, data, progress, state)  # without labels: the teacher's class count
     teacher = build_teacher(spec.model, data.num_classes, data.in_channels, data.image_size)
     plan = _plan(teacher, data, spec, progress)  # a bad plan fails before any training
+    synthetic = synthetic_train_set(spec, data, out if resume else None, progress, state) \
+        if spec.synthetic_images else None
     if spec.teacher:
         load_teacher(teacher, spec.teacher, state)
         finish_labels(teacher, data, progress)

@@ -29,16 +29,18 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress,
     """Fit ``spec`` to the data's labels (in place); refuse what cannot run without them.
     ``teacher_state``: the contents of ``spec.teacher`` (None without one)."""
     reason = "--labels none reads no label"
-    if not data.train.labelled:
-        reason = f"{data.source} has no training labels"
+    # a synthetic set (made after these checks, which it must not wait for) has none
+    unlabelled = "the --data synthetic set" if spec.synthetic_images else \
+        None if data.train.labelled else data.source
+    if unlabelled:
+        reason = f"{unlabelled} has no training labels"
         if spec.given.get("labels") == "given":
-            raise RecastError(f"--labels given, but {data.source} has no training labels; "
+            raise RecastError(f"--labels given, but {reason}; "
                               f"drop --labels given (recast then reads none) or give "
                               f"labelled data")
         if spec.config.labels == "given":
             spec.config = without_labels(spec.config, "finetune_loss" in spec.given)
-            progress.log(f"recast: note: {data.source} has no training labels, so the run "
-                         f"reads none (as --labels none)")
+            progress.log(f"recast: note: {reason}, so the run reads none (as --labels none)")
     if spec.config.labels == "none":
         check_labelless(spec.teacher, spec.method, reason)
         data.train = data.train.without_labels()

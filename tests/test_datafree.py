@@ -65,3 +65,20 @@ def test_synthetic_sizes_without_synthetic_data_are_refused(capsys, tmp_path) ->
     argv = [a for a in RUN if a not in ("--data", "synthetic")]
     err = cli_error(capsys, [*argv, "--data-dir", str(SMALL), "--out", str(tmp_path / "r")])
     assert "--data synthetic" in err
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--method", "kd-mse"], "--method kd-mse"),  # refused for its labels
+    (["--finetune-loss", "hint-ce"], "hint"),  # refused by the plan: width 0.4, no hint
+])
+def test_a_data_free_run_is_refused_before_it_synthesises(teacher, tmp_path, capsys,
+                                                          monkeypatch, flags, names) -> None:
+    import recast.datafree
+
+    def never(*args, **kwargs):
+        raise AssertionError("synthesised before the refusal")
+
+    monkeypatch.setattr(recast.datafree, "synthesize", never)
+    err = cli_error(capsys, [*RUN, *flags, "--teacher", str(teacher), "--data-dir", str(SMALL),
+                             "--out", str(tmp_path / "r")])
+    assert names in err and not (tmp_path / "r").exists()
