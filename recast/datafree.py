@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from recast.datasets import CIFAR_STATS, BatchLoader, Data, ImageSet, channel_stats
-from recast.errors import RecastError
 from recast.files import atomic_write_text
 from recast.labels import teacher_classes
 from recast.progress import Progress
@@ -31,9 +30,6 @@ def synthetic_train_set(spec: RunSpec, data: Data, saved: Path | None, progress:
                         teacher_state: dict[str, torch.Tensor] | None) -> dict:
     """Replace ``data.train`` by the synthetic set (from ``saved`` on a resume);
     ``teacher_state``: the contents of ``spec.teacher`` (None without one)."""
-    if not spec.teacher:
-        raise RecastError("--data synthetic needs the teacher to synthesise from; pass a "
-                          "trained one with --teacher FILE")
     if spec.model.dataset in CIFAR_STATS:
         data.mean, data.std = CIFAR_STATS[spec.model.dataset]
     else:

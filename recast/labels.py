@@ -35,9 +35,9 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress,
     if unlabelled:
         reason = f"{unlabelled} has no training labels"
         if spec.given.get("labels") == "given":
-            raise RecastError(f"--labels given, but {reason}; "
-                              f"drop --labels given (recast then reads none) or give "
-                              f"labelled data")
+            other = "drop --data synthetic" if spec.synthetic_images else "give labelled data"
+            raise RecastError(f"--labels given, but {reason}; drop --labels given (recast "
+                              f"then reads none) or {other}")
         if spec.config.labels == "given":
             spec.config = without_labels(spec.config, "finetune_loss" in spec.given)
             progress.log(f"recast: note: {reason}, so the run reads none (as --labels none)")

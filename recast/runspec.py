@@ -134,6 +134,9 @@ def run_spec(args: argparse.Namespace, config_fields: list[str]) -> RunSpec:
     given = given_flags(args)
     synthetic = None
     if getattr(args, "data", None) == "synthetic":
+        if not args.teacher:
+            raise RecastError("--data synthetic needs the teacher to synthesise from; pass a "
+                              "trained one with --teacher FILE")
         synthetic = args.synthetic_images or 2048
         _at_least("--synthetic-images", synthetic, 1)
         _at_least("--synthetic-steps", args.synthetic_steps, 1)

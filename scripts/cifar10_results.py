@@ -14,6 +14,8 @@ from pathlib import Path
 
 from cifar10_tables import markdown
 
+from recast.files import atomic_write_text
+
 
 def entry_for(results: dict, name: str) -> dict:
     """The pair ``name``'s entry in ``results``, added if it is not there yet."""
@@ -83,7 +85,8 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
 @contextmanager
 def locked(out: Path) -> Iterator[dict]:
     """The results stored at ``out`` (.json), held under a lock while the caller changes
-    them (runs may go in parallel lanes), then saved."""
+    them (runs may go in parallel lanes), then saved with their Markdown: both drawn
+    first, each written whole, so a failure or a kill leaves the old pair of files."""
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +95,9 @@ def locked(out: Path) -> Iterator[dict]:
         path = out.with_suffix(".json")
         results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
         yield results
-        path.write_text(json.dumps(results, indent=1))
-        out.with_suffix(".md").write_text(markdown(results, plot_curves(results, out), out.name))
+        text = markdown(results, plot_curves(results, out), out.name)
+        atomic_write_text(path, json.dumps(results, indent=1))
+        atomic_write_text(out.with_suffix(".md"), text)
 
 
 def summarise_all(results: dict, main_variant: str) -> dict:
@@ -120,6 +124,9 @@ def write_results(entry: dict, main_variant: str, out: Path, title: str | None =
 
 def render(out: Path, main_variant: str, title: str | None = None) -> None:
     """Rewrite the summaries, the Markdown and the plots from the stored runs alone."""
+    if not out.with_suffix(".json").is_file():
+        raise SystemExit(f"--render: {out.with_suffix('.json')} does not exist; give the "
+                         f"--out of an earlier run, e.g. benchmarks/cifar10")
     with locked(out) as results:
         summarise_all(results, main_variant)
         if title:

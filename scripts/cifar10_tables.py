@@ -147,7 +147,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
-        lines += goal_lines(entry) + load_lines(entry) + (reading_lines(entry["name"]) if stem == WRITTEN_FROM else [])
+        readings = reading_lines(entry["name"]) if stem == WRITTEN_FROM else []
+        lines += goal_lines(entry) + load_lines(entry) + readings
         teachers = teachers_of(entry)
         if len([who for who in teachers if who != "teacher unknown"]) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "

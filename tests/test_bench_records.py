@@ -50,3 +50,11 @@ def test_a_write_re_summarises_every_pair_not_only_its_own(tmp_path: Path) -> No
     pairs = json.loads(out.with_suffix(".json").read_text())["pairs"]
     assert [p["methods"]["scratch"]["accuracy"] for p in pairs] == [70.0, 60.0]
     assert "| scratch | 70.0 |" in out.with_suffix(".md").read_text()
+
+
+def test_render_refuses_a_results_file_that_is_not_there(tmp_path: Path) -> None:
+    from cifar10_results import render
+
+    with pytest.raises(SystemExit, match="does not exist"):
+        render(tmp_path / "missing", HEADLINE_VARIANT)
+    assert not any(tmp_path.glob("missing.*"))  # no empty results made up in its place

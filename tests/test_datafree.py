@@ -58,7 +58,7 @@ def test_a_data_free_recast_saves_its_set_and_reads_no_training_image(teacher, t
 
 def test_data_free_without_a_teacher_is_one_line(capsys, tmp_path) -> None:
     err = cli_error(capsys, [*RUN, "--data-dir", str(SMALL), "--out", str(tmp_path / "r")])
-    assert "--teacher" in err and not (tmp_path / "r").exists()
+    assert "needs the teacher to synthesise from" in err and not (tmp_path / "r").exists()
 
 
 def test_synthetic_sizes_without_synthetic_data_are_refused(capsys, tmp_path) -> None:
@@ -69,7 +69,9 @@ def test_synthetic_sizes_without_synthetic_data_are_refused(capsys, tmp_path) ->
 
 @pytest.mark.parametrize("flags, names", [
     (["--method", "kd-mse"], "--method kd-mse"),  # refused for its labels
-    (["--finetune-loss", "hint-ce"], "hint"),  # refused by the plan: width 0.4, no hint
+    # refused by the plan: every basic block would outgrow the conv it replaces
+    (["--target", "basic", "--width", "1.0"], "--allow-bigger"),
+    (["--labels", "given"], "drop --data synthetic"),
 ])
 def test_a_data_free_run_is_refused_before_it_synthesises(teacher, tmp_path, capsys,
                                                           monkeypatch, flags, names) -> None:
