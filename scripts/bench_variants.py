@@ -63,6 +63,16 @@ VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
                  for name in BLOCK_LOSSES})
 
+# What one change to the recipe adds (issue 14: "measure what each part adds on every
+# pair"): (the part, the variant with it, the variant without it)
+PARTS: tuple[tuple[str, str, str], ...] = (
+    ("closed-form warm start (solve)", "solve-ce-sgd-lr02", "warm-ce-sgd-lr02"),
+    ("BN recalibration after each step", "solve-bn-ce-sgd-lr02", "solve-ce-sgd-lr02"),
+    ("re-solving the next block too", "solve-next-ce-sgd-lr02", "solve-ce-sgd-lr02"),
+    ("KD fine-tune instead of CE", "warm-kd-sgd-lr02", "warm-ce-sgd-lr02"),
+    ("hints in the CE fine-tune", "loss-hint-ce", "warm-ce-sgd-lr02"),
+)
+
 # The variant reported as "recast": the one the `fast` preset runs
 # (tests/test_settings.py holds the two together).
 HEADLINE_VARIANT = "warm-ce-sgd-lr02"

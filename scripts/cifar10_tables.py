@@ -5,6 +5,7 @@ Kept apart from the summary so that what a run measured and how it is shown
 change in separate places.
 """
 
+from bench_variants import PARTS
 from pair_readings import WRITTEN_FROM, reading_lines
 
 
@@ -91,6 +92,29 @@ def goal_lines(entry: dict) -> list[str]:
     return lines
 
 
+def part_lines(entry: dict) -> list[str]:
+    """What each part of the recipe adds: the variant with it against the one without,
+    on the seeds both ran (a seed's data order and init are shared, so a difference on
+    one seed is the part's, not the seed's), with their wall-time ratio."""
+    runs, rows = entry.get("runs", {}), []
+    for part, with_it, without in PARTS:
+        a, b = runs.get(f"recast:{with_it}", {}), runs.get(f"recast:{without}", {})
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            continue
+        change = sum(a[s]["accuracy"] - b[s]["accuracy"] for s in seeds) / len(seeds)
+        wall = sum(a[s]["seconds"] / b[s]["seconds"] for s in seeds) / len(seeds)
+        rows.append(f"| {part} | {with_it} vs {without} | {', '.join(seeds)} | "
+                    f"{change:+.2f} | {wall:.2f}x |")
+    if not rows:
+        return []
+    return ["", "What each part of the recipe adds, on the seeds both variants ran (the "
+            "wall ratio compares separate runs, often under different loads: a rough "
+            "guide only):", "",
+            "| part | variants | seeds | accuracy change (points) | wall time ratio |",
+            "|---|---|---|---:|---:|", *rows]
+
+
 TITLE = "CIFAR-10: recasting vs KD vs scratch vs pruning + KD, equal budget"
 
 
@@ -148,7 +172,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
         readings = reading_lines(entry["name"]) if stem == WRITTEN_FROM else []
-        lines += goal_lines(entry) + load_lines(entry) + readings
+        lines += goal_lines(entry) + part_lines(entry) + load_lines(entry) + readings
         teachers = teachers_of(entry)
         if len([who for who in teachers if who != "teacher unknown"]) > 1:
             lines += ["", "Runs of this pair learned from different teachers (trained "

@@ -124,3 +124,17 @@ def test_a_pair_s_reading_is_shown_as_written_by_hand_and_only_for_its_pair() ->
         assert "written by hand" in line and "not computed" in line
         assert reading["why"] in line and reading["next"] in line
     assert reading_lines("a pair nobody wrote about") == []
+
+
+def test_what_a_part_adds_is_compared_on_the_seeds_both_variants_ran() -> None:
+    from cifar10_tables import part_lines
+
+    entry = {"runs": {
+        "recast:warm-ce-sgd-lr02": {"0": _run(77.0, seconds=10.0), "1": _run(76.0)},
+        "recast:solve-ce-sgd-lr02": {"0": _run(78.0, seconds=20.0), "2": _run(60.0)},
+        "recast:solve-bn-ce-sgd-lr02": {"1": _run(90.0)}}}  # no seed shared with solve-ce
+    lines = part_lines(entry)
+    assert lines[-1] == ("| closed-form warm start (solve) | solve-ce-sgd-lr02 vs "
+                         "warm-ce-sgd-lr02 | 0 | +1.00 | 2.00x |")
+    assert not any("BN recalibration" in line for line in lines)
+    assert part_lines({"runs": {"scratch": {"0": _run(70.0)}}}) == []
