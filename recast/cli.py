@@ -19,7 +19,8 @@ from recast.block_costs import fill_costs
 from recast.errors import RecastError, Stopped
 from recast.export import export_onnx  # onnx itself is imported only when exporting
 from recast.eval_job import run_eval
-from recast.jobs import run_recast, run_train
+from recast.jobs import run_recast
+from recast.teacher_job import run_train
 from recast.models import model_names
 from recast.plan import make_plan
 from recast.report import compression_report, human, report_markdown
@@ -184,7 +185,7 @@ def _train(args: argparse.Namespace) -> None:
         raise RecastError(f"--batch-size {args.batch_size} must be at least 1")
     run_train(spec, args.data_dir, (args.limit_train, args.limit_test), args.epochs, args.lr,
               args.batch_size, args.out, args.seed or 0, args.device or "auto",
-              bool(args.quiet))
+              bool(args.quiet), args.resume)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -227,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="default 0.05 (SGD, nesterov, cosine)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--out", help="output .safetensors file")
+    train.add_argument("--resume", action="store_true", help="continue the training of --out "
+                       "from its checkpoint (kept after every pass, beside --out)")
     train.set_defaults(func=_train)
     evaluate = sub.add_parser("eval", help="re-evaluate a saved student (on the data the "
                               "run used, unless given other data)")
@@ -279,9 +282,8 @@ def run(argv: Sequence[str]) -> int:
         return 2
     except KeyboardInterrupt as stop:
         name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
-        folder = stop.folder if isinstance(stop, Stopped) else None
-        then = f"; continue it with: recast --resume {folder}" if folder else ""
-        print(f"recast: stopped by {name}{then}", file=sys.stderr)
+        then = stop.then if isinstance(stop, Stopped) else None
+        print(f"recast: stopped by {name}{f'; {then}' if then else ''}", file=sys.stderr)
         return 143 if name == "SIGTERM" else 130
     finally:
         signal.signal(signal.SIGTERM, previous)

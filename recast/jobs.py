@@ -25,7 +25,7 @@ from recast.run_report import trained_report
 from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
 from recast.runspec import RunSpec
 from recast.serialize import check_savable
-from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, load_state, \
+from recast.teacher import TEACHER_PRESETS, build_teacher, load_state, \
     load_teacher, train_teacher
 from recast.training import evaluate, pick_device
 from recast.walker import walk
@@ -229,35 +229,3 @@ def run_baseline(spec: RunSpec, plan: Plan, teacher_accuracy: float, data: Data,
         "data": report["data"], "normalisation": {"mean": data.mean, "std": data.std}}).save(out)
     print(f"{spec.method}: teacher {report['teacher']['accuracy']}% -> student "
           f"{report['student']['accuracy']}% | {out}/report.md")
-
-
-def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, int | None],
-              epochs: float | None, lr: float | None, batch_size: int, out: str | None,
-              seed: int, device: str, quiet: bool) -> None:
-    """`recast train`: a teacher alone, saved as a state dict."""
-    progress = Progress(quiet=quiet)
-    torch.manual_seed(seed)
-    data = load_job_data(model.dataset, data_dir, *limits, progress)
-    if not data.labelled:
-        split = "training" if not data.train.labelled else "test"
-        raise RecastError(f"{data.source} has no {split} labels, but a teacher is trained and "
-                          f"scored on labels; train it on labelled data, then recast this "
-                          f"data with --teacher FILE")
-    teacher = build_teacher(model, data.num_classes, data.in_channels, data.image_size)
-    path = Path(out or f"{model.label}-teacher.safetensors")
-    if path.exists():
-        raise RecastError(f"--out {path} exists; choose a new file name")
-    try:  # find out now, not after the training, that the file cannot be written
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_name(path.name + ".tmp").write_bytes(b"")
-        path.with_name(path.name + ".tmp").unlink()
-    except OSError as exc:
-        raise RecastError(f"--out {path} cannot be written ({exc.strerror}); choose another "
-                          f"path") from exc
-    train_loader, test_loader = _loaders(data, batch_size, seed)
-    default_epochs, default_lr = TEACHER_PRESETS["fast"]
-    result = train_teacher(teacher, train_loader, test_loader, epochs or default_epochs,
-                           lr or default_lr, pick_device(device), progress)
-    atomic_save_weights(teacher, path)
-    print(json.dumps({"out": str(path), "accuracy": round(result["accuracy"], 2),
-                      "seconds": round(result["seconds"], 1)}))

@@ -4,8 +4,10 @@ A teacher is a zoo name or the user's own builder (``--model-file``), built
 for the data's classes, channels and image size.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -148,11 +150,15 @@ def _first_and_last(model: nn.Module) -> tuple[str | None, str | None]:
 
 
 def train_teacher(model: nn.Module, train_loader, test_loader, epochs: float, lr: float,
-                  device: torch.device, progress: Progress) -> dict[str, float]:
-    """CE training, SGD + nesterov momentum, cosine LR, weight decay 5e-4."""
+                  device: torch.device, progress: Progress,
+                  checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                  resume: dict[str, Any] | None = None) -> dict[str, float]:
+    """CE training, SGD + nesterov momentum, cosine LR, weight decay 5e-4;
+    ``checkpoint``/``resume`` as :func:`recast.training.run_batches` takes them."""
     model.to(device).train()
     schedule = Schedule(epochs, lr, "sgd", "cosine", weight_decay=5e-4)
     result = run_batches(lambda x, y: F.cross_entropy(model(x), y), list(model.parameters()),
-                         train_loader, schedule, device, progress, "teacher", model=model)
+                         train_loader, schedule, device, progress, "teacher",
+                         checkpoint=checkpoint, resume=resume, model=model)
     result["accuracy"] = evaluate(model, test_loader, device)
     return result
