@@ -22,9 +22,10 @@ from recast.pipeline import RecastResult, recast
 from recast.plan import Plan, make_plan
 from recast.progress import Progress
 from recast.run_report import trained_report
-from recast.runfolder import TRAINED_TEACHER, prepare_new, save_spec
+from recast.runfolder import TEACHER_CHECKPOINTS, TRAINED_TEACHER, prepare_new, save_spec
 from recast.runspec import RunSpec
 from recast.serialize import check_savable
+from recast.teacher_checkpoint import TeacherCheckpoints
 from recast.teacher import TEACHER_PRESETS, build_teacher, load_state, \
     load_teacher, train_teacher
 from recast.training import evaluate, pick_device
@@ -165,7 +166,11 @@ def _teacher_in_run(out: Path, spec: RunSpec, teacher: torch.nn.Module, train_lo
     lr = spec.teacher_lr or lr
     progress.log(f"no --teacher given: training {spec.model.label} for {epochs} epochs first "
                  f"(kept as {out / TRAINED_TEACHER})")
-    result = train_teacher(teacher, train_loader, test_loader, epochs, lr, device, progress)
+    checkpoints = TeacherCheckpoints(out / TEACHER_CHECKPOINTS)  # a resume continues from it
+    position = checkpoints.restore(teacher, train_loader, progress) if resume else None
+    result = train_teacher(teacher, train_loader, test_loader, epochs, lr, device, progress,
+                           checkpoint=checkpoints.saver(teacher, train_loader),
+                           resume=position)
     info = {"source": "trained", "epochs": epochs, "lr": lr,
             "seconds": round(result["seconds"], 1), "accuracy": round(result["accuracy"], 2)}
     if distributed.is_main():
@@ -173,6 +178,7 @@ def _teacher_in_run(out: Path, spec: RunSpec, teacher: torch.nn.Module, train_lo
         # where the data order and RNG stood: a resumed run continues from here
         atomic_write_text(state, json.dumps({"info": info,
                                              "rng": rng_state(train_loader.generator)}))
+        checkpoints.remove()
     return info, result["accuracy"]
 
 

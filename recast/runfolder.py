@@ -18,7 +18,8 @@ RUN_ARGS = "run-args.json"
 RUN_FILES = (RUN_ARGS, "teacher.safetensors", "teacher-state.json", "student.safetensors",
              "student.json", "report.json", "report.md", "config.json", "synthetic.npz",
              "synthetic.json")
-RUN_FOLDERS = ("checkpoint", "plots", "tensorboard", "generations")
+TEACHER_CHECKPOINTS = "teacher-checkpoint"  # a teacher the run is training, after each pass
+RUN_FOLDERS = ("checkpoint", TEACHER_CHECKPOINTS, "plots", "tensorboard", "generations")
 TRAINED_TEACHER = "teacher.safetensors"
 
 

@@ -9,19 +9,17 @@ checkpoint goes once the teacher is saved.
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.datasets import BatchLoader
 from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights
 from recast.jobs import load_job_data
 from recast.progress import Progress
 from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, train_teacher
+from recast.teacher_checkpoint import TeacherCheckpoints
 from recast.training import pick_device
 
 
@@ -49,40 +47,36 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     settings = {"model": dataclasses.asdict(model), "data": data.source, "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "seed": seed,
                 "images": [len(data.train), len(data.test)]}
-    store = CheckpointStore(checkpoint_folder(path))
-    _check_out(path, store, resume)
+    checkpoints = TeacherCheckpoints(checkpoint_folder(path), settings)
+    _check_out(path, checkpoints, resume)
     train_loader = BatchLoader(data.train, data.mean, data.std, batch_size, train=True, seed=seed)
     test_loader = BatchLoader(data.test, data.mean, data.std, 256, train=False)
-    position = _restore(store, settings, teacher, train_loader, progress) if resume else None
-
-    def save(state: dict[str, Any]) -> None:
-        optimizer = state.pop("optimizer")
-        store.save({"settings": settings, "position": state,
-                    "rng": rng_state(train_loader.generator)}, teacher, optimizer)
-
+    position = checkpoints.restore(teacher, train_loader, progress) if resume else None
     try:
         result = train_teacher(teacher, train_loader, test_loader, epochs, lr,
-                               pick_device(device), progress, checkpoint=save, resume=position)
+                               pick_device(device), progress,
+                               checkpoint=checkpoints.saver(teacher, train_loader),
+                               resume=position)
     except KeyboardInterrupt as stop:
         name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
         raise Stopped(name, then="continue it from its last full pass with the same command "
                                  "and --resume") from None
     atomic_save_weights(teacher, path)
-    shutil.rmtree(store.folder, ignore_errors=True)
+    checkpoints.remove()
     print(json.dumps({"out": str(path), "accuracy": round(result["accuracy"], 2),
                       "seconds": round(result["seconds"], 1)}))
 
 
-def _check_out(path: Path, store: CheckpointStore, resume: bool) -> None:
+def _check_out(path: Path, checkpoints: TeacherCheckpoints, resume: bool) -> None:
     """Refuse, before any training, an --out that exists or cannot be written, and a
     partial training that --resume would have to continue (or has none to)."""
     if path.exists():
         raise RecastError(f"--out {path} exists; choose a new file name")
-    if resume and store.latest() is None:
-        raise RecastError(f"--resume: no checkpoint of {path} in {store.folder}; start "
+    if resume and checkpoints.store.latest() is None:
+        raise RecastError(f"--resume: no checkpoint of {path} in {checkpoints.folder}; start "
                           f"without --resume")
-    if not resume and store.folder.exists():
-        raise RecastError(f"a partial training of {path} is in {store.folder}; continue it "
+    if not resume and checkpoints.folder.exists():
+        raise RecastError(f"a partial training of {path} is in {checkpoints.folder}; continue it "
                           f"with --resume (same flags) or delete that folder")
     try:  # find out now, not after the training, that the file cannot be written
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,20 +85,3 @@ def _check_out(path: Path, store: CheckpointStore, resume: bool) -> None:
     except OSError as exc:
         raise RecastError(f"--out {path} cannot be written ({exc.strerror}); choose another "
                           f"path") from exc
-
-
-def _restore(store: CheckpointStore, settings: dict[str, Any], teacher: torch.nn.Module,
-             train_loader: BatchLoader, progress: Progress) -> dict[str, Any]:
-    """The weights, data order and training position of the last checkpoint, refused
-    when it was made with other settings (its schedule would not be this one)."""
-    saved = store.latest()
-    assert saved is not None  # _check_out refused a resume without one
-    differ = [k for k, v in settings.items() if saved["settings"].get(k) != v]
-    if differ:
-        raise RecastError(f"--resume: the checkpoint in {store.folder} was made with other "
-                          f"{', '.join(differ)}; resume with the flags it was started with")
-    teacher.load_state_dict(store.weights(saved))
-    set_rng_state(saved["rng"], train_loader.generator)
-    position = dict(saved["position"], optimizer=store.optimizer(saved))
-    progress.log(f"teacher: resuming after {position['images']:,} training images")
-    return position

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from recast.checkpoint import CheckpointStore, join_optimizer, split_optimizer
 from recast.cli import run
-from recast.errors import RecastError
+from recast.errors import RecastError, Stopped
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT.parent / "shared" / "data" / "cifar10-small"
@@ -202,3 +202,31 @@ def test_force_keeps_the_teacher_it_is_given(tmp_path, reference) -> None:
     before = teacher.read_bytes()
     assert run([*ARGS, "--out", str(out), "--force", "--teacher", str(teacher)]) == 0
     assert teacher.read_bytes() == before and (out / "report.json").is_file()
+
+
+def test_a_run_stopped_while_training_its_teacher_resumes_that_training(
+        tmp_path, monkeypatch, capsys) -> None:
+    """The teacher's training checkpoints after each pass: a resume continues it (not
+    from scratch) and the run ends with the student of an unstopped run."""
+    assert ARGS[3:5] == ["--teacher-epochs", "1"]
+    args = [*ARGS[:4], "3", *ARGS[5:]]  # three teacher passes: two checkpoints
+    assert run([*args, "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "run"
+    save = CheckpointStore.save
+
+    def save_then_stop(self, *a, **kw):
+        save(self, *a, **kw)
+        raise Stopped("SIGTERM")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CheckpointStore, "save", save_then_stop)
+        assert run([*args, "--out", str(out)]) == 143
+    assert f"recast --resume {out}" in capsys.readouterr().err
+    assert CheckpointStore(out / "teacher-checkpoint").latest()["position"]["batch"] == 4
+    resumed: list[str] = []
+    monkeypatch.setattr("recast.progress.Progress.log",
+                        lambda self, line: resumed.append(line))
+    assert run([*args, "--out", str(out), "--resume"]) == 0
+    assert any("resuming its training after 256 images" in line for line in resumed)
+    assert _same(_weights(out), _weights(tmp_path / "whole"))
+    assert not (out / "teacher-checkpoint").exists()
