@@ -133,6 +133,11 @@ def render(out: Path, main_variant: str, title: str | None = None) -> None:
             results["title"] = title
 
 
+def first_seed(by_seed: dict) -> str:
+    """The lowest seed a method ran: the run its curve and step figures show."""
+    return min(by_seed, key=int)
+
+
 def plot_name(out: Path, pair: str) -> str:
     """The file a pair's curves go to, beside ``out``."""
     return f"{out.name}-{pair}.png"
@@ -150,14 +155,15 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
     for entry in results["pairs"]:
         figure, axes = plt.subplots(figsize=(7, 4.5))
         for key, by_seed in sorted(entry.get("runs", {}).items()):
-            curve = next(iter(by_seed.values())).get("curve", [])
+            curve = by_seed[first_seed(by_seed)].get("curve", [])
             axes.plot([p["images"] / 1000 for p in curve], [p["accuracy"] for p in curve],
                       marker=".", label=key)
         if "teacher" in entry:
             axes.axhline(entry["teacher"]["accuracy"], color="black", linestyle="--",
                          label="teacher")
         axes.set(xlabel="training images seen (thousands)", ylabel="test accuracy (%)",
-                 title=f"{entry['name']}: accuracy vs images seen (seed 0)", ylim=(40, None))
+                 title=f"{entry['name']}: accuracy vs images seen (lowest seed)",
+                 ylim=(40, None))
         axes.legend(fontsize=8)
         path = out.with_name(plot_name(out, entry["name"]))
         figure.savefig(path, dpi=90, bbox_inches="tight")

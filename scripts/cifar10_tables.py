@@ -183,13 +183,14 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
             lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
                       f"or beats this teacher ({t['accuracy']}%): there is no gap to close, "
                       f"and distilling from it can only hold the student back."]
-        lines += ["", "Accuracy vs images seen (seed 0):", ""]
+        lines += ["", "Accuracy vs images seen (each method's lowest seed):", ""]
         if plots and entry["name"] in plots:
             lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
         for key, by_seed in entry.get("runs", {}).items():
-            run = next(iter(by_seed.values()))
+            seed = min(by_seed, key=int)  # as the plot draws it
+            run = by_seed[seed]
             points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
-            lines.append(f"- {key}: {points}")
+            lines.append(f"- {key} (seed {seed}): {points}")
             if "pruning_ratio" in run:
                 lines.append(f"  - L1 pruning ratio (Torch-Pruning): {run['pruning_ratio']}")
             if "step_seconds" in run:

@@ -30,11 +30,21 @@ READINGS: dict[str, dict[str, str]] = {
                 "(warm-kd, 78.50 ± 0.28) where wall time allows",
     },
     "wrn16_4-basic": {
-        "why": "the six steps end at 72.8% (77-78 after the first two), and the "
-               "fine-tune recovers to 80.5, 1.9 under the teacher, where scratch is 3.3 "
-               "under; the alternatives have one seed, recast two",
-        "next": "a third seed of every method; the closed-form warm start (the solve "
-                "variants), which this pair has not had",
+        "why": "on the teacher trained again this session (83.10%, 0.76 above the "
+               "first, whose runs are archived in cifar10-wrn16_4-teacher-82.md), "
+               "every method that trains the 44k-parameter student stays 2.7-3.9 "
+               "points under it: scratch 79.20 ± 0.30, kd-mse 80.06 ± 0.12 (2 seeds), "
+               "recast 80.39 ± 0.23. The six steps leave the partial net at 74-80% "
+               "(seed 0: 77.5, 79.6, 76.4, 77.5, 75.6, 74.3), the last block's MSE "
+               "(1.87) is 7x any other's, and the CE fine-tune lifts the net 6 points. "
+               "The closed-form warm start (-1.34 on seed 0) and BN recalibration "
+               "(-0.24) cost accuracy here; on the first teacher recast led kd-mse by "
+               "1.05 on one seed of kd-mse, which this teacher's two seeds do not "
+               "repeat",
+        "next": "the fine-tune on kd-mse's own loss (logit MSE + CE, `loss-mse-ce`), "
+                "which trains the best alternative here and won the fine-tune "
+                "comparison on VGG (benchmarks/losses.md), paid for by a teacher "
+                "forward per batch (kd-mse took 1.8x scratch's wall time here)",
     },
     "densenet40-basic": {
         "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "
@@ -45,14 +55,16 @@ READINGS: dict[str, dict[str, str]] = {
                "not past scratch",
         "next": "a teacher trained to convergence (a GPU run, or 60 epochs here: about "
                 "4 hours of one core at the 3,532 s per 15 epochs its training "
-                "recorded) before this pair can say anything about dense -> basic",
+                "recorded, now resumable across sittings with `recast train --resume`) "
+                "before this pair can say anything about dense -> basic",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
                "below what its 8k-parameter plain student reaches from scratch "
                "(69.15%): there is no gap to close, and learning from it costs 5 points",
-        "next": "a half-width teacher trained longer (a GPU run, or an overnight one "
-                "on this CPU) before this pair can say anything about bottleneck -> conv",
+        "next": "a half-width teacher trained longer (a GPU run, or one resumed over "
+                "several sittings on this CPU with `recast train --resume`) before this "
+                "pair can say anything about bottleneck -> conv",
     },
 }
 
