@@ -141,6 +141,7 @@ def _run_in(out: Path, spec: RunSpec, data: Data, teacher: torch.nn.Module, plan
     result.save(out)
     # the student is saved now: what only a resume needed goes
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    shutil.rmtree(out / TEACHER_CHECKPOINTS, ignore_errors=True)  # if a kill left it
     (out / "teacher-state.json").unlink(missing_ok=True)
     report = result.report
     print(f"teacher {report['teacher']['accuracy']}% -> student "

@@ -27,11 +27,19 @@ class TeacherCheckpoints:
     def folder(self) -> Path:
         return self.store.folder
 
+    def latest(self) -> dict[str, Any] | None:
+        """The last complete checkpoint, or None (a folder a kill left empty has none)."""
+        try:
+            return self.store.latest()
+        except RecastError as exc:
+            raise RecastError(f"the teacher checkpoint in {self.folder} is unreadable; "
+                              f"delete that folder and train again") from exc
+
     def restore(self, teacher: nn.Module, train_loader, progress: Progress
                 ) -> dict[str, Any] | None:
         """Load the last checkpoint into ``teacher`` and the loader's generator; the
         training position to resume from, or None when there is no checkpoint."""
-        saved = self.store.latest()
+        saved = self.latest()
         if saved is None:
             return None
         if self.settings is not None:

@@ -59,8 +59,9 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
                                resume=position)
     except KeyboardInterrupt as stop:
         name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
-        raise Stopped(name, then="continue it from its last full pass with the same command "
-                                 "and --resume") from None
+        then = "continue it from its last full pass with the same command and --resume" \
+            if checkpoints.latest() is not None else "no pass had finished: train again"
+        raise Stopped(name, then=then) from None
     atomic_save_weights(teacher, path)
     checkpoints.remove()
     print(json.dumps({"out": str(path), "accuracy": round(result["accuracy"], 2),
@@ -72,10 +73,11 @@ def _check_out(path: Path, checkpoints: TeacherCheckpoints, resume: bool) -> Non
     partial training that --resume would have to continue (or has none to)."""
     if path.exists():
         raise RecastError(f"--out {path} exists; choose a new file name")
-    if resume and checkpoints.store.latest() is None:
+    saved = checkpoints.latest()
+    if resume and saved is None:
         raise RecastError(f"--resume: no checkpoint of {path} in {checkpoints.folder}; start "
                           f"without --resume")
-    if not resume and checkpoints.folder.exists():
+    if not resume and saved is not None:
         raise RecastError(f"a partial training of {path} is in {checkpoints.folder}; continue it "
                           f"with --resume (same flags) or delete that folder")
     try:  # find out now, not after the training, that the file cannot be written

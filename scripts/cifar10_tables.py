@@ -99,7 +99,7 @@ def part_lines(entry: dict) -> list[str]:
     runs, rows = entry.get("runs", {}), []
     for part, with_it, without in PARTS:
         a, b = runs.get(f"recast:{with_it}", {}), runs.get(f"recast:{without}", {})
-        seeds = sorted(set(a) & set(b))
+        seeds = sorted(set(a) & set(b), key=int)
         if not seeds:
             continue
         change = sum(a[s]["accuracy"] - b[s]["accuracy"] for s in seeds) / len(seeds)

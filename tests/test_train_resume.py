@@ -67,3 +67,9 @@ def test_a_partial_training_is_neither_overwritten_nor_resumed_unasked(tmp_path,
     capsys.readouterr()
     err = cli_error(capsys, [*TRAIN, "--out", str(out)])
     assert "--resume" in err and Path(str(out) + ".checkpoint").is_dir()
+
+
+def test_a_checkpoint_folder_a_kill_left_empty_blocks_nothing(tmp_path) -> None:
+    out = tmp_path / "t.safetensors"
+    Path(str(out) + ".checkpoint").mkdir()  # killed before its first checkpoint was whole
+    assert run([*TRAIN, "--epochs", "1", "--out", str(out)]) == 0 and out.is_file()
