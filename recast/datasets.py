@@ -20,6 +20,7 @@ from recast.data_checks import check_not_negative, class_count, describe_shape, 
     read_npz_files, split_files
 from recast.errors import RecastError
 from recast.folders import read_image_folders
+from recast.progress import Progress
 
 DEMO_DIR = Path(__file__).parent / "data" / "demo"
 CACHE_DIR = Path.home() / ".cache" / "recast" / "datasets"
@@ -188,6 +189,16 @@ def load_data(dataset: str | None = None, data_dir: str | Path | None = None,
         data.notes.append(f"--limit-train {limit_train} keeps training images of only "
                           f"{data.num_classes - lost} of the {data.num_classes} classes; "
                           f"the model never sees the other {lost}")
+    return data
+
+
+def load_job_data(dataset: str | None, data_dir: str | None, limit_train: int | None,
+                  limit_test: int | None, progress: Progress) -> Data:
+    """The data of a CLI job, its notes (demo sample, layout read) shown as note lines."""
+    data = load_data(dataset if dataset != "imagenet" else None, data_dir, limit_train,
+                     limit_test)
+    for note in data.notes:
+        progress.log(f"recast: note: {note}")
     return data
 
 

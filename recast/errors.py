@@ -25,8 +25,11 @@ class NonFiniteLoss(RecastError):
 class Stopped(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived: the CLI says how to continue the run, if there is one."""
 
-    def __init__(self, signal_name: str = "SIGINT", folder: str | None = None,
-                 then: str | None = None) -> None:
+    def __init__(self, signal_name: str = "SIGINT", then: str | None = None) -> None:
         super().__init__(signal_name)
-        self.signal_name, self.folder = signal_name, folder
-        self.then = then or (f"continue it with: recast --resume {folder}" if folder else None)
+        self.signal_name, self.then = signal_name, then  # then: how to continue, if one can
+
+    @classmethod
+    def saying(cls, stop: KeyboardInterrupt, then: str | None) -> "Stopped":
+        """``stop`` (a signal, or a plain Ctrl-C) with how to continue what it stopped."""
+        return cls(stop.signal_name if isinstance(stop, Stopped) else "SIGINT", then)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import torch
 
-from recast.datasets import BatchLoader
+from recast.datasets import BatchLoader, load_job_data
 from recast.errors import RecastError
-from recast.jobs import load_job_data
 from recast.progress import Progress
 from recast.serialize import read_student
 from recast.training import evaluate

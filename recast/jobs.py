@@ -13,7 +13,7 @@ from recast import distributed
 from recast.baselines import fresh_student, teacher_chain, train_student
 from recast.checkpoint import rng_state, set_rng_state
 from recast.datafree import save_synthetic, synthetic_train_set
-from recast.datasets import BatchLoader, Data, load_data
+from recast.datasets import BatchLoader, Data, load_job_data
 from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights, atomic_write_text
 from recast.hints import check_hints
@@ -30,16 +30,6 @@ from recast.teacher import TEACHER_PRESETS, build_teacher, load_state, \
     load_teacher, train_teacher
 from recast.training import evaluate, pick_device
 from recast.walker import walk
-
-
-def load_job_data(dataset: str | None, data_dir: str | None, limit_train: int | None,
-                  limit_test: int | None, progress: Progress) -> Data:
-    """The data, with its notes (demo sample, layout read) shown as note lines."""
-    data = load_data(dataset if dataset != "imagenet" else None, data_dir, limit_train,
-                     limit_test)
-    for note in data.notes:
-        progress.log(f"recast: note: {note}")
-    return data
 
 
 def _loaders(data: Data, batch_size: int, seed: int) -> tuple[BatchLoader, BatchLoader]:
@@ -91,8 +81,8 @@ def run_recast(spec: RunSpec, resume: bool = False, force: bool = False) -> None
     try:
         _run_in(out, spec, data, teacher, plan, progress, resume)
     except KeyboardInterrupt as stop:
-        name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
-        raise Stopped(name, str(out) if spec.method == "recast" else None) from None
+        then = f"continue it with: recast --resume {out}" if spec.method == "recast" else None
+        raise Stopped.saying(stop, then) from None
 
 
 def _open(out: Path, spec: RunSpec, force: bool, synthetic: dict | None) -> None:

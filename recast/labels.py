@@ -29,9 +29,9 @@ def settle_labels(spec: RunSpec, data: Data, progress: Progress,
     """Fit ``spec`` to the data's labels (in place); refuse what cannot run without them.
     ``teacher_state``: the contents of ``spec.teacher`` (None without one)."""
     reason = "--labels none reads no label"
-    # a synthetic set (made after these checks, which it must not wait for) has none
-    unlabelled = "the --data synthetic set" if spec.synthetic_images else \
-        None if data.train.labelled else data.source
+    unlabelled = None if data.train.labelled else data.source
+    if spec.synthetic_images:  # made after these checks, which it must not wait for
+        unlabelled = "the --data synthetic set"
     if unlabelled:
         reason = f"{unlabelled} has no training labels"
         if spec.given.get("labels") == "given":

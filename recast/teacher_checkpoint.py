@@ -15,6 +15,11 @@ from recast.errors import RecastError
 from recast.progress import Progress
 
 
+def teacher_checkpoint_folder(path: Path) -> Path:
+    """Where the training of the teacher saved as ``path`` keeps its checkpoints."""
+    return path.with_name(path.name + ".checkpoint")
+
+
 class TeacherCheckpoints:
     """The checkpoints in ``folder``; ``settings`` (when given) must match on a resume,
     since a checkpoint of another schedule cannot be continued as this one."""

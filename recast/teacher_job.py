@@ -13,19 +13,13 @@ from pathlib import Path
 
 import torch
 
-from recast.datasets import BatchLoader
+from recast.datasets import BatchLoader, load_job_data
 from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights
-from recast.jobs import load_job_data
 from recast.progress import Progress
 from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, train_teacher
-from recast.teacher_checkpoint import TeacherCheckpoints
+from recast.teacher_checkpoint import TeacherCheckpoints, teacher_checkpoint_folder
 from recast.training import pick_device
-
-
-def checkpoint_folder(path: Path) -> Path:
-    """Where the training of the teacher ``path`` keeps its checkpoints."""
-    return path.with_name(path.name + ".checkpoint")
 
 
 def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, int | None],
@@ -47,7 +41,7 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     settings = {"model": dataclasses.asdict(model), "data": data.source, "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "seed": seed,
                 "images": [len(data.train), len(data.test)]}
-    checkpoints = TeacherCheckpoints(checkpoint_folder(path), settings)
+    checkpoints = TeacherCheckpoints(teacher_checkpoint_folder(path), settings)
     _check_out(path, checkpoints, resume)
     train_loader = BatchLoader(data.train, data.mean, data.std, batch_size, train=True, seed=seed)
     test_loader = BatchLoader(data.test, data.mean, data.std, 256, train=False)
@@ -58,10 +52,9 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
                                checkpoint=checkpoints.saver(teacher, train_loader),
                                resume=position)
     except KeyboardInterrupt as stop:
-        name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
         then = "continue it from its last full pass with the same command and --resume" \
             if checkpoints.latest() is not None else "no pass had finished: train again"
-        raise Stopped(name, then=then) from None
+        raise Stopped.saying(stop, then) from None
     atomic_save_weights(teacher, path)
     checkpoints.remove()
     print(json.dumps({"out": str(path), "accuracy": round(result["accuracy"], 2),
