@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cifar10_tables import markdown
+from cifar10_tables import first_seed, markdown
 
 from recast.files import atomic_write_text
 
@@ -83,10 +83,11 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
 
 
 @contextmanager
-def locked(out: Path) -> Iterator[dict]:
+def locked(out: Path, main_variant: str) -> Iterator[dict]:
     """The results stored at ``out`` (.json), held under a lock while the caller changes
-    them (runs may go in parallel lanes), then saved with their Markdown: both drawn
-    first, each written whole, so a failure or a kill leaves the old pair of files."""
+    them (runs may go in parallel lanes), then re-summarised (every pair, whoever wrote
+    its runs) and saved with their Markdown: both drawn first, each written whole, so a
+    failure or a kill leaves the old pair of files."""
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +96,7 @@ def locked(out: Path) -> Iterator[dict]:
         path = out.with_suffix(".json")
         results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
         yield results
+        summarise_all(results, main_variant)
         text = markdown(results, plot_curves(results, out), out.name)
         atomic_write_text(path, json.dumps(results, indent=1))
         atomic_write_text(out.with_suffix(".md"), text)
@@ -110,14 +112,13 @@ def summarise_all(results: dict, main_variant: str) -> dict:
 def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
     """Merge this pair's runs into the file and re-summarise every pair.
     ``title`` (--title) heads the Markdown from now on."""
-    with locked(out) as results:
+    with locked(out, main_variant) as results:
         stored = entry_for(results, entry["name"])
         runs = stored.get("runs", {})
         for key, by_seed in entry["runs"].items():
             runs.setdefault(key, {}).update(by_seed)
         stored.update({k: v for k, v in entry.items() if k != "runs"})
         stored["runs"] = runs
-        summarise_all(results, main_variant)
         if title:
             results["title"] = title
 
@@ -127,15 +128,9 @@ def render(out: Path, main_variant: str, title: str | None = None) -> None:
     if not out.with_suffix(".json").is_file():
         raise SystemExit(f"--render: {out.with_suffix('.json')} does not exist; give the "
                          f"--out of an earlier run, e.g. benchmarks/cifar10")
-    with locked(out) as results:
-        summarise_all(results, main_variant)
+    with locked(out, main_variant) as results:
         if title:
             results["title"] = title
-
-
-def first_seed(by_seed: dict) -> str:
-    """The lowest seed a method ran: the run its curve and step figures show."""
-    return min(by_seed, key=int)
 
 
 def plot_name(out: Path, pair: str) -> str:

@@ -92,6 +92,11 @@ def goal_lines(entry: dict) -> list[str]:
     return lines
 
 
+def first_seed(by_seed: dict) -> str:
+    """The lowest seed a method ran: the run its curve and step figures show."""
+    return min(by_seed, key=int)
+
+
 def part_lines(entry: dict) -> list[str]:
     """What each part of the recipe adds: the variant with it against the one without,
     on the seeds both ran (a seed's data order and init are shared, so a difference on
@@ -187,7 +192,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
         if plots and entry["name"] in plots:
             lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
         for key, by_seed in entry.get("runs", {}).items():
-            seed = min(by_seed, key=int)  # as the plot draws it
+            seed = first_seed(by_seed)  # as the plot draws it
             run = by_seed[seed]
             points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))
             lines.append(f"- {key} (seed {seed}): {points}")
