@@ -1,7 +1,6 @@
 """`recast train`: a teacher alone, saved as a state dict, and resumable.
 
-A teacher trained to convergence takes hours on a CPU (and the paper's
-schedules days on a GPU), so the training keeps a checkpoint beside its
+A teacher trained to convergence takes hours on a CPU, so the training keeps a checkpoint beside its
 ``--out`` after every pass over the data; `--resume` continues from the last
 one with the same weights, optimiser, schedule and data order, and the
 checkpoint goes once the teacher is saved.

@@ -44,7 +44,8 @@ READINGS: dict[str, dict[str, str]] = {
         "next": "the fine-tune on kd-mse's own loss (logit MSE + CE, `loss-mse-ce`), "
                 "which trains the best alternative here and won the fine-tune "
                 "comparison on VGG (benchmarks/losses.md), paid for by a teacher "
-                "forward per batch (kd-mse took 1.8x scratch's wall time here)",
+                "forward per batch (kd-mse took 1,294-1,307 s against scratch's 817 s "
+                "at the same recorded load, 1.6x)",
     },
     "densenet40-basic": {
         "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "
