@@ -33,7 +33,6 @@ from recast.counting import count_costs  # noqa: E402
 from recast.datasets import BatchLoader, load_data  # noqa: E402
 from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
-from recast.losses import BASELINES, LOSSES  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
@@ -47,7 +46,7 @@ from recast.walker import walk  # noqa: E402
 from cifar10_results import entry_for, render, write_results  # noqa: E402
 from machine_load import LoadSampler  # noqa: E402
 from prune_baseline import run_prune_kd  # noqa: E402
-from bench_variants import HEADLINE_VARIANT, VARIANTS  # noqa: E402
+from bench_variants import HEADLINE_VARIANT, VARIANTS, reads_teacher, uses_hints  # noqa: E402
 
 PAIRS: dict[str, dict[str, Any]] = {
     "vgg16-conv": dict(model="vgg16", teacher_width=0.25, target="conv", width=0.4,
@@ -168,15 +167,6 @@ def run_recast(variant: str, plan, teacher, loaders, budget: float, seed: int,
                              [s.fit_mse_before, s.fit_mse_after] for s in outcome.steps]}
 
 
-def uses_hints(key: str) -> bool:
-    """Whether a method's loss compares block outputs of the teacher's own shape."""
-    if key.startswith("recast:"):
-        loss = VARIANTS[key.split(":")[1]][1].get("finetune_loss", RecastConfig.finetune_loss)
-    else:
-        loss = BASELINES.get(key)
-    return loss is not None and LOSSES[loss].same_shapes
-
-
 def run_method(key: str, plan, teacher, loaders, budget: float, spec: dict, seed: int,
                progress: Progress) -> dict[str, Any]:
     """One method's run on one seed: a recast variant, prune+KD, or a baseline."""
@@ -213,7 +203,7 @@ def main() -> None:
     invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
     # baselines whose loss never runs the teacher (scratch) can run before it is trained
-    needed = any(m not in BASELINES or LOSSES[BASELINES[m]].needs_teacher for m in methods)
+    needed = any(reads_teacher(m) for m in methods)
     for name in args.pair or [n for n in sorted(PAIRS) if n not in NOT_BY_DEFAULT]:
         spec = PAIRS[name]
         teacher, trained = teacher_for(name, spec, args, data, ROOT / "benchmarks" / "cache",
@@ -242,7 +232,7 @@ def main() -> None:
                                        "batch64": round(measure_latency_ms(student, example.shape, 64), 3)}},
         })
         if trained:
-            entry["teacher"]["accuracy"] = teacher_id["accuracy"]
+            entry["teacher"].update(teacher_id)  # accuracy and fingerprint
         else:  # keep the accuracy of a teacher an earlier run recorded
             entry.pop("teacher")
         entry.setdefault("runs", {})

@@ -7,7 +7,8 @@ Kept apart from the runner so the recipes read as one table.
 
 from typing import Any
 
-from recast.losses import BLOCK_LOSSES, LOSSES
+from recast.losses import BASELINES, BLOCK_LOSSES, LOSSES
+from recast.settings import RecastConfig
 
 # Recast variants: (fraction of the budget spent on block steps, config overrides).
 _WARM = dict(init="teacher", optimizer="adam", lr=1e-3)  # warm-started Adam block steps
@@ -76,3 +77,20 @@ PARTS: tuple[tuple[str, str, str], ...] = (
 # The variant reported as "recast": the one the `fast` preset runs
 # (tests/test_settings.py holds the two together).
 HEADLINE_VARIANT = "warm-ce-sgd-lr02"
+
+
+def reads_teacher(method: str) -> bool:
+    """Whether a method's runs learn from the teacher: every recast variant (and the
+    method "recast" itself) and each baseline whose loss needs the teacher's outputs
+    (scratch does not; pruning + KD does)."""
+    return method not in BASELINES or LOSSES[BASELINES[method]].needs_teacher
+
+
+def uses_hints(method: str) -> bool:
+    """Whether a method's loss compares block outputs of the teacher's own shape."""
+    if method.startswith("recast:"):
+        loss = VARIANTS[method.split(":")[1]][1].get("finetune_loss",
+                                                      RecastConfig.finetune_loss)
+    else:
+        loss = BASELINES.get(method)
+    return loss is not None and LOSSES[loss].same_shapes

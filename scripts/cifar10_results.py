@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cifar10_tables import first_seed, markdown
+from pair_teacher import counted_runs
 
 from recast.files import atomic_write_text
 
@@ -28,9 +29,10 @@ def entry_for(results: dict, name: str) -> dict:
 
 
 def summarise(entry: dict, main_variant: str) -> None:
-    """methods: mean/std over seeds, the first recast variant reported as 'recast'."""
-    methods = {}
-    for key, by_seed in entry["runs"].items():
+    """methods: mean/std over seeds, the first recast variant reported as 'recast'; runs
+    that learned from another teacher than the pair's are left out."""
+    methods, runs = {}, counted_runs(entry)
+    for key, by_seed in runs.items():
         accs = [r["accuracy"] for r in by_seed.values()]
         summary = {"accuracy": round(statistics.mean(accs), 2),
                    "accuracy_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
@@ -48,8 +50,8 @@ def summarise(entry: dict, main_variant: str) -> None:
         if scratch and teacher is not None and teacher > scratch["accuracy"]:
             summary["gap_closed"] = round((summary["accuracy"] - scratch["accuracy"])
                                           / (teacher - scratch["accuracy"]), 3)
-    for key, by_seed in entry["runs"].items():
-        ratio = wall_vs_scratch(by_seed, entry["runs"].get("scratch", {}))
+    for key, by_seed in runs.items():
+        ratio = wall_vs_scratch(by_seed, runs.get("scratch", {}))
         if ratio is not None:
             methods[key]["wall_vs_scratch"], methods[key]["wall_equal_load"] = ratio
     entry["methods"] = methods
@@ -149,7 +151,7 @@ def plot_curves(results: dict, out: Path) -> dict[str, str]:
     files = {}
     for entry in results["pairs"]:
         figure, axes = plt.subplots(figsize=(7, 4.5))
-        for key, by_seed in sorted(entry.get("runs", {}).items()):
+        for key, by_seed in sorted(counted_runs(entry).items()):
             curve = by_seed[first_seed(by_seed)].get("curve", [])
             axes.plot([p["images"] / 1000 for p in curve], [p["accuracy"] for p in curve],
                       marker=".", label=key)

@@ -7,11 +7,12 @@ change in separate places.
 
 from bench_variants import PARTS
 from pair_readings import WRITTEN_FROM, reading_lines
+from pair_teacher import counted_runs, left_out, pair_teacher, unrecorded
 
 
 def load_lines(entry: dict) -> list[str]:
     """The machine's load during each run that recorded it: what its wall time means."""
-    loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in entry["runs"].items()
+    loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in counted_runs(entry).items()
              for seed, run in sorted(by_seed.items()) if run.get("load")]
     if not loads:
         return []
@@ -25,18 +26,18 @@ def same_size(method: dict, student_params: int) -> bool:
     return abs((method.get("params") or 0) - student_params) <= 0.05 * student_params
 
 
-def teachers_of(entry: dict) -> dict[str, list[str]]:
-    """Method:seed keys by the teacher their run learned from; runs from before
-    teachers were recorded (up to commit 1aa4531) and teacher-free runs made before
-    the teacher was trained fall under 'teacher unknown'."""
-    by_teacher: dict[str, list[str]] = {}
-    for key, by_seed in entry.get("runs", {}).items():
-        for seed, run in by_seed.items():
-            teacher = run.get("teacher")
-            who = (f"teacher {teacher['accuracy']}% [{teacher['sha']}]" if teacher
-                   else "teacher unknown")
-            by_teacher.setdefault(who, []).append(f"{key} s{seed}")
-    return by_teacher
+def teacher_lines(entry: dict) -> list[str]:
+    """Which runs the table leaves out as another teacher's, and which it counts on
+    trust because they recorded no teacher."""
+    lines, teacher = [], pair_teacher(entry)
+    if left_out(entry):
+        lines += ["", f"Left out of the table: runs that learned from another teacher than "
+                      f"this pair's [{teacher}] (trained again when a cache was lost): "
+                      f"{', '.join(left_out(entry))}"]
+    if teacher and unrecorded(entry):
+        lines += ["", f"Counted as this pair's teacher's on trust (from before teachers "
+                      f"were recorded, up to commit 1aa4531): {', '.join(unrecorded(entry))}"]
+    return lines
 
 
 # methods that train the student's very network (hint: FitNets' hints from random
@@ -101,7 +102,7 @@ def part_lines(entry: dict) -> list[str]:
     """What each part of the recipe adds: the variant with it against the one without,
     on the seeds both ran (a seed's data order and init are shared, so a difference on
     one seed is the part's, not the seed's), with their wall-time ratio."""
-    runs, rows = entry.get("runs", {}), []
+    runs, rows = counted_runs(entry), []
     for part, with_it, without in PARTS:
         a, b = runs.get(f"recast:{with_it}", {}), runs.get(f"recast:{without}", {})
         seeds = sorted(set(a) & set(b), key=int)
@@ -177,12 +178,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
         readings = reading_lines(entry["name"]) if stem == WRITTEN_FROM else []
-        lines += goal_lines(entry) + part_lines(entry) + load_lines(entry) + readings
-        teachers = teachers_of(entry)
-        if len([who for who in teachers if who != "teacher unknown"]) > 1:
-            lines += ["", "Runs of this pair learned from different teachers (trained "
-                      "again when a cache was lost); compare rows of one teacher: " +
-                      "; ".join(f"{who} ({', '.join(keys)})" for who, keys in teachers.items())]
+        lines += (goal_lines(entry) + part_lines(entry) + load_lines(entry)
+                  + teacher_lines(entry) + readings)
         scratch = entry.get("methods", {}).get("scratch")
         if scratch and t and scratch["accuracy"] >= t["accuracy"]:
             lines += ["", f"Scratch training of the student ({scratch['accuracy']}%) matches "
@@ -191,7 +188,7 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
         lines += ["", "Accuracy vs images seen (each method's lowest seed):", ""]
         if plots and entry["name"] in plots:
             lines += [f"![accuracy vs images seen]({plots[entry['name']]})", ""]
-        for key, by_seed in entry.get("runs", {}).items():
+        for key, by_seed in counted_runs(entry).items():
             seed = first_seed(by_seed)  # as the plot draws it
             run = by_seed[seed]
             points = ", ".join(f"{p['images'] // 1000}k: {p['accuracy']}" for p in run.get("curve", []))

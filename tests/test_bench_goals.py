@@ -5,7 +5,7 @@ import json
 
 import pytest
 from cifar10_results import summarise
-from cifar10_tables import goal_lines, load_lines, markdown, teachers_of
+from cifar10_tables import goal_lines, load_lines, markdown, teacher_lines
 
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
@@ -22,6 +22,10 @@ def _entry(kind: str, prune_params: int) -> dict:
                       "recast:solve": {"0": _run(74.0), "1": _run(74.0), "2": _run(74.0)}}}
     summarise(entry, "warm-ce-sgd-lr02")
     return entry
+
+
+def _student() -> dict:
+    return {"params": 1000, "mults": 5000, "latency_ms": {"batch1": 1.0, "batch64": 9.0}}
 
 
 def _cells(lines: list[str], goal: str) -> list[str]:
@@ -47,23 +51,41 @@ def test_a_compression_pair_counts_pruning_only_at_the_students_size(params, aga
         "**missed**" if against == "prune-kd" else "reached")
 
 
-def test_runs_are_grouped_by_the_teacher_they_recorded() -> None:
+def test_runs_that_learned_from_another_teacher_are_left_out_of_the_summary() -> None:
+    # the WRN pair's teacher was trained again: its kd-mse run from the first teacher
+    # must not be pooled with recast's runs from the second
     entry = _entry("compression", prune_params=1000)
-    entry["runs"]["scratch"]["0"]["teacher"] = {"accuracy": 80.0, "sha": "aaa"}
-    entry["runs"]["kd-mse"]["0"]["teacher"] = {"accuracy": 79.9, "sha": "bbb"}
-    teachers = teachers_of(entry)
-    assert teachers["teacher 80.0% [aaa]"] == ["scratch s0"]
-    assert teachers["teacher 79.9% [bbb]"] == ["kd-mse s0"]
-    assert "prune-kd s0" in teachers["teacher unknown"]
+    entry["teacher"]["sha"] = "new"
+    entry["runs"]["kd-mse"]["1"] = dict(_run(79.0), teacher={"accuracy": 79.9, "sha": "old"})
+    entry["runs"]["kd-mse"]["0"]["teacher"] = {"accuracy": 80.0, "sha": "new"}
+    entry["runs"]["scratch"]["0"]["teacher"] = {"accuracy": 79.9, "sha": "old"}
+    summarise(entry, "warm-ce-sgd-lr02")
+    assert entry["methods"]["kd-mse"]["accuracy"] == 72.0  # seed 1 left out
+    assert entry["methods"]["kd-mse"]["seeds"] == 1
+    assert entry["methods"]["scratch"]["seeds"] == 1  # scratch never reads a teacher
+    lines = teacher_lines(entry)
+    assert "this pair's [new]" in lines[1] and lines[1].endswith(": kd-mse s1 [old]")
+    assert lines[3].endswith(": prune-kd s0, recast:warm-ce-sgd-lr02 s0, recast:solve s0, "
+                             "recast:solve s1, recast:solve s2")
+
+
+def test_without_a_stored_fingerprint_the_newest_recorded_teacher_is_the_pair_s() -> None:
+    from pair_teacher import counted_runs, pair_teacher
+
+    entry = {"runs": {"kd": {"0": dict(_run(70.0), invocation="20261101T000000-1",
+                                       teacher={"accuracy": 80.0, "sha": "first"}),
+                             "1": dict(_run(71.0), invocation="20261126T000000-2",
+                                       teacher={"accuracy": 81.0, "sha": "second"})}}}
+    assert pair_teacher(entry) == "second"
+    assert list(counted_runs(entry)["kd"]) == ["1"]
+    assert pair_teacher({"runs": {"kd": {"0": _run(70.0)}}}) is None  # nothing recorded
 
 
 def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> None:
     # a scratch run may come first: it plans from the architecture alone
     entry = {"name": "pair", "kind": "transformation", "command": "c", "commit": "x",
              "machine": "m", "data": "d", "budget_epochs": 18.0, "spec": {"width": 1.0},
-             "student": {"params": 1000, "mults": 5000,
-                         "latency_ms": {"batch1": 1.0, "batch64": 9.0}},
-             "runs": {"scratch": {"0": _run(70.0)}}}
+             "student": _student(), "runs": {"scratch": {"0": _run(70.0)}}}
     summarise(entry, "warm-ce-sgd-lr02")
     text = markdown({"pairs": [entry]})
     assert "- teacher: not trained yet" in text
@@ -94,7 +116,7 @@ def test_the_load_sampler_reads_before_during_and_after_a_run() -> None:
 
 
 def test_hint_methods_are_known_by_their_loss_not_their_name() -> None:
-    from bench_cifar10 import uses_hints
+    from bench_variants import uses_hints
 
     assert uses_hints("hint") and uses_hints("recast:loss-hint-ce")
     assert not any(uses_hints(k) for k in ("scratch", "kd", "prune-kd",
