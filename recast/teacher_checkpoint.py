@@ -15,6 +15,12 @@ from recast.errors import RecastError
 from recast.progress import Progress
 
 
+def _short(value: Any) -> str:
+    """A setting as a refusal shows it: a model's whole spec is cut short."""
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def teacher_checkpoint_folder(path: Path) -> Path:
     """Where the training of the teacher saved as ``path`` keeps its checkpoints."""
     return path.with_name(path.name + ".checkpoint")
@@ -48,7 +54,8 @@ class TeacherCheckpoints:
         if saved is None:
             return None
         if self.settings is not None:
-            differ = [k for k, v in self.settings.items() if saved["settings"].get(k) != v]
+            differ = [f"{k} ({_short(saved['settings'].get(k))} then, {_short(v)} now)"
+                      for k, v in self.settings.items() if saved["settings"].get(k) != v]
             if differ:
                 raise RecastError(f"--resume: the checkpoint in {self.folder} was made with "
                                   f"other {', '.join(differ)}; resume with the flags it was "

@@ -37,7 +37,9 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     path = Path(out or f"{model.label}-teacher.safetensors")
     default_epochs, default_lr = TEACHER_PRESETS["fast"]
     epochs, lr = epochs or default_epochs, lr or default_lr
-    settings = {"model": dataclasses.asdict(model), "data": data.source, "epochs": epochs,
+    # a folder is named by its absolute path: ../data and /work/data are the same data
+    source = str(Path(data_dir).resolve()) if data_dir else data.source
+    settings = {"model": dataclasses.asdict(model), "data": source, "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "seed": seed,
                 "images": [len(data.train), len(data.test)]}
     checkpoints = TeacherCheckpoints(teacher_checkpoint_folder(path), settings)

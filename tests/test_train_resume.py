@@ -44,8 +44,8 @@ def test_a_stopped_teacher_training_resumes_to_the_same_weights(tmp_path, capsys
 
 
 @pytest.mark.parametrize("change, names", [
-    (["--epochs", "4"], "other epochs"),
-    (["--lr", "0.01"], "other lr"),
+    (["--epochs", "4"], "other epochs (3.0 then, 4.0 now)"),
+    (["--lr", "0.01"], "other lr ("),
 ])
 def test_a_resume_with_other_settings_is_refused(tmp_path, capsys, monkeypatch, change,
                                                 names) -> None:
@@ -55,6 +55,17 @@ def test_a_resume_with_other_settings_is_refused(tmp_path, capsys, monkeypatch, 
         assert run([*TRAIN, "--out", str(out)]) == 143
     capsys.readouterr()
     assert names in cli_error(capsys, [*TRAIN, *change, "--out", str(out), "--resume"])
+
+
+def test_the_same_data_folder_spelled_another_way_resumes(tmp_path, monkeypatch) -> None:
+    # the checkpoint names the folder by its absolute path, not as it was typed
+    out = tmp_path / "t.safetensors"
+    with monkeypatch.context() as patch:
+        _stop_after_first_checkpoint(patch)
+        assert run([*TRAIN, "--out", str(out)]) == 143
+    monkeypatch.chdir(SMALL.parent)
+    relative = [SMALL.name if arg == str(SMALL) else arg for arg in TRAIN]
+    assert run([*relative, "--out", str(out), "--resume"]) == 0 and out.is_file()
 
 
 def test_a_partial_training_is_neither_overwritten_nor_resumed_unasked(tmp_path, capsys,
