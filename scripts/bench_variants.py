@@ -71,6 +71,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("BN recalibration after each step", "solve-bn-ce-sgd-lr02", "solve-ce-sgd-lr02"),
     ("re-solving the next block too", "solve-next-ce-sgd-lr02", "solve-ce-sgd-lr02"),
     ("KD fine-tune instead of CE", "warm-kd-sgd-lr02", "warm-ce-sgd-lr02"),
+    ("logit MSE + CE fine-tune (kd-mse's loss) instead of CE", "loss-mse-ce",
+     "warm-ce-sgd-lr02"),
     ("hints in the CE fine-tune", "loss-hint-ce", "warm-ce-sgd-lr02"),
 )
 

@@ -27,16 +27,17 @@ def same_size(method: dict, student_params: int) -> bool:
 
 
 def teacher_lines(entry: dict) -> list[str]:
-    """Which runs the table leaves out as another teacher's, and which it counts on
-    trust because they recorded no teacher."""
+    """Which runs the table leaves out as another teacher's, and which it counts
+    though they recorded no teacher."""
     lines, teacher = [], pair_teacher(entry)
     if left_out(entry):
         lines += ["", f"Left out of the table: runs that learned from another teacher than "
                       f"this pair's [{teacher}] (trained again when a cache was lost): "
                       f"{', '.join(left_out(entry))}"]
     if teacher and unrecorded(entry):
-        lines += ["", f"Counted as this pair's teacher's on trust (from before teachers "
-                      f"were recorded, up to commit 1aa4531): {', '.join(unrecorded(entry))}"]
+        lines += ["", f"Counted as if they learned from this pair's teacher, though they "
+                      f"recorded none (runs up to commit 1aa4531; benchmarks/cifar10-runs.md "
+                      f"tells which teacher each used): {', '.join(unrecorded(entry))}"]
     return lines
 
 

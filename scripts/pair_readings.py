@@ -30,22 +30,24 @@ READINGS: dict[str, dict[str, str]] = {
                 "(warm-kd, 78.50 ± 0.28) where wall time allows",
     },
     "wrn16_4-basic": {
-        "why": "on the teacher trained again this session (83.10%, 0.76 above the "
+        "why": "on the teacher trained again on 2026-11-26 (83.10%, 0.76 above the "
                "first, whose runs are archived in cifar10-wrn16_4-teacher-82.md), "
-               "every method that trains the 44k-parameter student stays 2.7-3.9 "
+               "every method that trains the 44k-parameter student stays 2.5-3.9 "
                "points under it: scratch 79.20 ± 0.30, kd-mse 80.06 ± 0.12 (2 seeds), "
                "recast 80.39 ± 0.23. The six steps leave the partial net at 74-80% "
                "(seed 0: 77.5, 79.6, 76.4, 77.5, 75.6, 74.3), the last block's MSE "
                "(1.87) is 7x any other's, and the CE fine-tune lifts the net 6 points. "
-               "The closed-form warm start (-1.34 on seed 0) and BN recalibration "
-               "(-0.24) cost accuracy here; on the first teacher recast led kd-mse by "
-               "1.05 on one seed of kd-mse, which this teacher's two seeds do not "
-               "repeat",
-        "next": "the fine-tune on kd-mse's own loss (logit MSE + CE, `loss-mse-ce`), "
-                "which trains the best alternative here and won the fine-tune "
-                "comparison on VGG (benchmarks/losses.md), paid for by a teacher "
-                "forward per batch (kd-mse took 1,294-1,307 s against scratch's 817 s "
-                "at the same recorded load, 1.6x)",
+               "More teacher signal does not move it: the fine-tune on kd-mse's own "
+               "loss (`loss-mse-ce`, the last reading's next idea) adds 0.07 on seed 0 "
+               "at 1.52x the wall time, and at kd-mse's lr of 0.05 (`warm-mse-sgd`) it "
+               "throws the warm start away (76.60). The closed-form warm start (-1.34) "
+               "and BN recalibration (-0.24) cost accuracy here. On the first teacher "
+               "recast led kd-mse by 1.05 on one seed of kd-mse, which this teacher's "
+               "seeds do not repeat. Our reading: at 18 epochs this student's size, "
+               "not the teacher signal, bounds every method",
+        "next": "the student's shape at equal cost (the late blocks kept wider, as "
+                "for VGG), with the alternatives trained on the same new student; "
+                "the +1 goal is not within reach of a recipe change on this student",
     },
     "densenet40-basic": {
         "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "

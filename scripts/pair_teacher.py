@@ -4,8 +4,8 @@ A pair's teacher is trained again when its cache is lost, and training is not
 bit-reproducible, so one results file can hold runs distilled from two
 teachers. The summary must not pool them: runs of a method that reads the
 teacher count only when they recorded the pair's current teacher. Runs from
-before teachers were recorded (up to commit 1aa4531) cannot be told apart and
-count, flagged as such.
+before teachers were recorded (up to commit 1aa4531) cannot be told apart: they
+count, and the tables list them.
 """
 
 from bench_variants import reads_teacher
@@ -51,8 +51,8 @@ def left_out(entry: dict) -> list[str]:
 
 
 def unrecorded(entry: dict) -> list[str]:
-    """'method sN' for each run of a teacher-reading method that recorded no teacher:
-    counted on trust as the pair's."""
+    """'method sN' for each run of a teacher-reading method that recorded no teacher
+    (counted as if it learned from the pair's)."""
     return [f"{key} s{seed}" for key, by_seed in entry.get("runs", {}).items()
             for seed, run in sorted(by_seed.items(), key=lambda kv: int(kv[0]))
             if reads_teacher(key) and "teacher" not in run]
