@@ -15,10 +15,17 @@ from recast.errors import RecastError
 from recast.progress import Progress
 
 
-def _short(value: Any) -> str:
-    """A setting as a refusal shows it: a model's whole spec is cut short."""
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _differences(then: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """'name (old then, new now)' for each setting that changed, nested ones by their
+    dotted name (model.teacher_width), so a refusal names the flag to put back."""
+    changed = []
+    for key in sorted(then.keys() | now.keys()):
+        old, new = then.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key} ({old} then, {new} now)")
+    return changed
 
 
 def teacher_checkpoint_folder(path: Path) -> Path:
@@ -54,8 +61,7 @@ class TeacherCheckpoints:
         if saved is None:
             return None
         if self.settings is not None:
-            differ = [f"{k} ({_short(saved['settings'].get(k))} then, {_short(v)} now)"
-                      for k, v in self.settings.items() if saved["settings"].get(k) != v]
+            differ = _differences(saved["settings"], self.settings)
             if differ:
                 raise RecastError(f"--resume: the checkpoint in {self.folder} was made with "
                                   f"other {', '.join(differ)}; resume with the flags it was "

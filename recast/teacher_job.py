@@ -27,6 +27,8 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     """`recast train`: a teacher alone, saved as a state dict."""
     progress = Progress(quiet=quiet)
     torch.manual_seed(seed)
+    # by its absolute path, the data a checkpoint names is the same however it is typed
+    data_dir = str(Path(data_dir).resolve()) if data_dir else None
     data = load_job_data(model.dataset, data_dir, *limits, progress)
     if not data.labelled:
         split = "training" if not data.train.labelled else "test"
@@ -37,9 +39,7 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     path = Path(out or f"{model.label}-teacher.safetensors")
     default_epochs, default_lr = TEACHER_PRESETS["fast"]
     epochs, lr = epochs or default_epochs, lr or default_lr
-    # a folder is named by its absolute path: ../data and /work/data are the same data
-    source = str(Path(data_dir).resolve()) if data_dir else data.source
-    settings = {"model": dataclasses.asdict(model), "data": source, "epochs": epochs,
+    settings = {"model": dataclasses.asdict(model), "data": data.source, "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "seed": seed,
                 "images": [len(data.train), len(data.test)]}
     checkpoints = TeacherCheckpoints(teacher_checkpoint_folder(path), settings)

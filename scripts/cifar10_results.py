@@ -32,6 +32,7 @@ def summarise(entry: dict, main_variant: str) -> None:
     """methods: mean/std over seeds, the first recast variant reported as 'recast'; runs
     that learned from another teacher than the pair's are left out."""
     methods, runs = {}, counted_runs(entry)
+    entry.pop("headline", None)  # set again below if the headline variant has runs
     for key, by_seed in runs.items():
         accs = [r["accuracy"] for r in by_seed.values()]
         summary = {"accuracy": round(statistics.mean(accs), 2),

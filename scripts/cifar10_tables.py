@@ -7,13 +7,13 @@ change in separate places.
 
 from bench_variants import PARTS
 from pair_readings import WRITTEN_FROM, reading_lines
-from pair_teacher import counted_runs, left_out, pair_teacher, unrecorded
+from pair_teacher import by_seed_order, counted_runs, left_out, pair_teacher, unrecorded
 
 
 def load_lines(entry: dict) -> list[str]:
     """The machine's load during each run that recorded it: what its wall time means."""
     loads = [f"{key} s{seed} {run['load']['mean']}" for key, by_seed in counted_runs(entry).items()
-             for seed, run in sorted(by_seed.items()) if run.get("load")]
+             for seed, run in by_seed_order(by_seed) if run.get("load")]
     if not loads:
         return []
     return ["", "Machine load during runs (mean 1-minute load average; a lane alone reads "
@@ -27,17 +27,17 @@ def same_size(method: dict, student_params: int) -> bool:
 
 
 def teacher_lines(entry: dict) -> list[str]:
-    """Which runs the table leaves out as another teacher's, and which it counts
-    though they recorded no teacher."""
+    """Which runs the tables leave out as another teacher's, and which they count
+    though nothing records their teacher."""
     lines, teacher = [], pair_teacher(entry)
-    if left_out(entry):
-        lines += ["", f"Left out of the table: runs that learned from another teacher than "
-                      f"this pair's [{teacher}] (trained again when a cache was lost): "
-                      f"{', '.join(left_out(entry))}"]
-    if teacher and unrecorded(entry):
-        lines += ["", f"Counted as if they learned from this pair's teacher, though they "
-                      f"recorded none (runs up to commit 1aa4531; benchmarks/cifar10-runs.md "
-                      f"tells which teacher each used): {', '.join(unrecorded(entry))}"]
+    others, unknown = left_out(entry), unrecorded(entry)
+    if others:
+        lines += ["", f"Left out of the table, the goals and the curves: runs that learned "
+                      f"from another teacher than this pair's [{teacher}] (a teacher trained "
+                      f"again, or another file given with --teacher): {', '.join(others)}"]
+    if unknown:
+        lines += ["", f"Counted as if they learned from this pair's teacher, though nothing "
+                      f"records theirs (runs made before commit 8f73473): {', '.join(unknown)}"]
     return lines
 
 

@@ -51,34 +51,51 @@ def test_a_compression_pair_counts_pruning_only_at_the_students_size(params, aga
         "**missed**" if against == "prune-kd" else "reached")
 
 
-def test_runs_that_learned_from_another_teacher_are_left_out_of_the_summary() -> None:
+def _teacher(sha: str, when: str = "20261126T000000-1") -> dict:
+    return {"teacher": {"accuracy": 80.0, "sha": sha}, "invocation": when}
+
+
+def test_runs_that_learned_from_another_teacher_are_left_out_of_every_table() -> None:
     # the WRN pair's teacher was trained again: its kd-mse run from the first teacher
     # must not be pooled with recast's runs from the second
     entry = _entry("compression", prune_params=1000)
-    entry["teacher"]["sha"] = "new"
-    entry["runs"]["kd-mse"]["1"] = dict(_run(79.0), teacher={"accuracy": 79.9, "sha": "old"})
-    entry["runs"]["kd-mse"]["0"]["teacher"] = {"accuracy": 80.0, "sha": "new"}
-    entry["runs"]["scratch"]["0"]["teacher"] = {"accuracy": 79.9, "sha": "old"}
+    entry["runs"]["kd-mse"]["1"] = dict(_run(79.0), **_teacher("old", "20261101T000000-1"),
+                                        load={"mean": 9.9, "max": 9.9, "samples": 3},
+                                        curve=[{"images": 900, "accuracy": 79.0}])
+    entry["runs"]["kd-mse"]["0"].update(_teacher("new"))
+    entry["runs"]["scratch"]["0"].update(_teacher("old", "20261101T000000-1"))
+    entry["runs"]["recast:warm-ce-sgd-lr02"]["1"] = dict(_run(60.0), **_teacher("old", "2026110"))
+    entry["runs"]["recast:solve-ce-sgd-lr02"] = {"1": _run(61.0)}  # no teacher recorded
     summarise(entry, "warm-ce-sgd-lr02")
     assert entry["methods"]["kd-mse"]["accuracy"] == 72.0  # seed 1 left out
     assert entry["methods"]["kd-mse"]["seeds"] == 1
     assert entry["methods"]["scratch"]["seeds"] == 1  # scratch never reads a teacher
-    lines = teacher_lines(entry)
-    assert "this pair's [new]" in lines[1] and lines[1].endswith(": kd-mse s1 [old]")
-    assert lines[3].endswith(": prune-kd s0, recast:warm-ce-sgd-lr02 s0, recast:solve s0, "
-                             "recast:solve s1, recast:solve s2")
+    text = "\n".join(teacher_lines(entry))
+    assert "this pair's [new]" in text
+    assert ": kd-mse s1 [old], recast:warm-ce-sgd-lr02 s1 [old]" in text
+    assert "records theirs (runs made before commit 8f73473): prune-kd s0" in text
+    assert "recast:solve-ce-sgd-lr02 s1" in text.split("records theirs")[1]
+    assert "9.9" not in "\n".join(load_lines(entry))
+    from cifar10_tables import part_lines
+    # solve vs warm on seed 1 would compare 61.0 with the other teacher's 60.0
+    assert part_lines(entry) == []
 
 
-def test_without_a_stored_fingerprint_the_newest_recorded_teacher_is_the_pair_s() -> None:
-    from pair_teacher import counted_runs, pair_teacher
+def test_the_newest_invocation_s_teacher_is_the_pair_s_and_hand_notes_count() -> None:
+    from pair_teacher import NOTED, counted_runs, pair_teacher
 
-    entry = {"runs": {"kd": {"0": dict(_run(70.0), invocation="20261101T000000-1",
-                                       teacher={"accuracy": 80.0, "sha": "first"}),
-                             "1": dict(_run(71.0), invocation="20261126T000000-2",
-                                       teacher={"accuracy": 81.0, "sha": "second"})}}}
+    entry = {"name": "pair", "runs": {"kd": {
+        "0": dict(_run(70.0), **_teacher("first", "20261101T000000-1")),
+        "1": dict(_run(71.0), **_teacher("second", "20261126T000000-2")),
+        "2": dict(_run(72.0), teacher=None, invocation=None)}}}
     assert pair_teacher(entry) == "second"
-    assert list(counted_runs(entry)["kd"]) == ["1"]
-    assert pair_teacher({"runs": {"kd": {"0": _run(70.0)}}}) is None  # nothing recorded
+    assert sorted(counted_runs(entry)["kd"]) == ["1", "2"]  # 2: nothing says otherwise
+    assert pair_teacher({"name": "pair", "runs": {"kd": {"0": _run(70.0)}}}) is None
+    NOTED["pair"] = {"first": ["kd s2"]}  # a run known from the records' story
+    try:
+        assert list(counted_runs(entry)["kd"]) == ["1"]
+    finally:
+        del NOTED["pair"]
 
 
 def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> None:

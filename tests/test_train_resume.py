@@ -45,7 +45,8 @@ def test_a_stopped_teacher_training_resumes_to_the_same_weights(tmp_path, capsys
 
 @pytest.mark.parametrize("change, names", [
     (["--epochs", "4"], "other epochs (3.0 then, 4.0 now)"),
-    (["--lr", "0.01"], "other lr ("),
+    (["--lr", "0.01"], "other lr (0.05 then, 0.01 now)"),
+    (["--teacher-width", "0.25"], "other model.teacher_width (0.125 then, 0.25 now)"),
 ])
 def test_a_resume_with_other_settings_is_refused(tmp_path, capsys, monkeypatch, change,
                                                 names) -> None:
