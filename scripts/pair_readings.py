@@ -49,6 +49,17 @@ READINGS: dict[str, dict[str, str]] = {
                 "for VGG), with the alternatives trained on the same new student; "
                 "the +1 goal is not within reach of a recipe change on this student",
     },
+    "resnet56-conv": {
+        "why": "the goals are reached with the `fast` preset. The closed-form warm "
+               "start (`solve-ce-sgd-lr02`, seed 0) keeps the partial net at 66-79% "
+               "through all 27 steps, where the preset's falls to 11-70%, yet ends "
+               "1.13 points lower (79.30 against 80.43): the fine-tune's first pass "
+               "throws either start down (to 50% and 56%), and the solved one does "
+               "not climb back as far, as on WRN-16-4 (-1.34)",
+        "next": "a fine-tune that keeps a solved start (a short warm-up of its "
+                "learning rate) before the closed form is offered as a preset; on "
+                "ResNet-20 a flat gentler rate (0.01) did worse",
+    },
     "densenet40-basic": {
         "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "
                "below what its 32k-parameter basic-block student reaches from scratch "
