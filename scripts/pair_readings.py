@@ -67,10 +67,12 @@ READINGS: dict[str, dict[str, str]] = {
                "steps leave the partial net at 37%, 57% and 53%, and the CE fine-tune "
                "brings it back to the teacher's level (77.13 ± 0.13 over 2 seeds), "
                "not past scratch",
-        "next": "a teacher trained to convergence (a GPU run, or 60 epochs here: about "
-                "4 hours of one core at the 3,532 s per 15 epochs its training "
-                "recorded, now resumable across sittings with `recast train --resume`) "
-                "before this pair can say anything about dense -> basic",
+        "next": "a teacher trained to convergence before this pair can say anything "
+                "about dense -> basic: 60 epochs here, about 4 hours of one core, "
+                "resumable across sittings with `recast train --resume` (24 of its 60 "
+                "passes done by 2026-11-26, commands in cifar10-runs.md); then the "
+                "closed-form start, since a basic block has no warm start from a dense "
+                "block and its targets begin from random weights",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
