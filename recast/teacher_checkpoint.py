@@ -28,11 +28,6 @@ def _differences(then: dict[str, Any], now: dict[str, Any], prefix: str = "") ->
     return changed
 
 
-def teacher_checkpoint_folder(path: Path) -> Path:
-    """Where the training of the teacher saved as ``path`` keeps its checkpoints."""
-    return path.with_name(path.name + ".checkpoint")
-
-
 class TeacherCheckpoints:
     """The checkpoints in ``folder``; ``settings`` (when given) must match on a resume,
     since a checkpoint of another schedule cannot be continued as this one."""
@@ -40,6 +35,12 @@ class TeacherCheckpoints:
     def __init__(self, folder: Path, settings: dict[str, Any] | None = None) -> None:
         self.store = CheckpointStore(folder)
         self.settings = settings
+
+    @classmethod
+    def beside(cls, path: Path, settings: dict[str, Any] | None = None) -> "TeacherCheckpoints":
+        """The checkpoints of the training whose teacher is saved as ``path``, kept
+        beside it (``recast train --out``)."""
+        return cls(path.with_name(path.name + ".checkpoint"), settings)
 
     @property
     def folder(self) -> Path:

@@ -17,7 +17,7 @@ from recast.errors import RecastError, Stopped
 from recast.files import atomic_save_weights
 from recast.progress import Progress
 from recast.teacher import TEACHER_PRESETS, ModelSpec, build_teacher, train_teacher
-from recast.teacher_checkpoint import TeacherCheckpoints, teacher_checkpoint_folder
+from recast.teacher_checkpoint import TeacherCheckpoints
 from recast.training import pick_device
 
 
@@ -42,7 +42,7 @@ def run_train(model: ModelSpec, data_dir: str | None, limits: tuple[int | None, 
     settings = {"model": dataclasses.asdict(model), "data": data.source, "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "seed": seed,
                 "images": [len(data.train), len(data.test)]}
-    checkpoints = TeacherCheckpoints(teacher_checkpoint_folder(path), settings)
+    checkpoints = TeacherCheckpoints.beside(path, settings)
     _check_out(path, checkpoints, resume)
     train_loader = BatchLoader(data.train, data.mean, data.std, batch_size, train=True, seed=seed)
     test_loader = BatchLoader(data.test, data.mean, data.std, 256, train=False)

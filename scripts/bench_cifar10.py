@@ -38,7 +38,7 @@ from recast.plan import make_plan  # noqa: E402
 from recast.progress import Progress  # noqa: E402
 from recast.settings import RecastConfig  # noqa: E402
 from recast.teacher import load_teacher  # noqa: E402
-from recast.teacher_checkpoint import TeacherCheckpoints, teacher_checkpoint_folder  # noqa: E402
+from recast.teacher_checkpoint import TeacherCheckpoints  # noqa: E402
 from recast.training import evaluate  # noqa: E402
 from recast.walker import walk  # noqa: E402
 
@@ -125,7 +125,7 @@ def teacher_for(name: str, spec: dict, args, data, cache: Path,
                    "--out", str(path)]
         if args.quick:
             command += ["--limit-train", "2000", "--limit-test", "1000"]
-        if TeacherCheckpoints(teacher_checkpoint_folder(path)).latest():  # stopped before: continue
+        if TeacherCheckpoints.beside(path).latest():  # a training stopped before: continue it
             command.append("--resume")
         print("training teacher:", " ".join(command), flush=True)
         threads = {"OMP_NUM_THREADS": str(args.threads)}
