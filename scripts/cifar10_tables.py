@@ -7,7 +7,7 @@ change in separate places.
 
 from bench_variants import PARTS
 from pair_readings import WRITTEN_FROM, reading_lines
-from pair_teacher import by_seed_order, counted_runs, left_out, pair_teacher, unrecorded
+from pair_teacher import by_seed_order, counted_runs, split_runs
 
 
 def load_lines(entry: dict) -> list[str]:
@@ -29,8 +29,7 @@ def same_size(method: dict, student_params: int) -> bool:
 def teacher_lines(entry: dict) -> list[str]:
     """Which runs the tables leave out as another teacher's, and which they count
     though nothing records their teacher."""
-    lines, teacher = [], pair_teacher(entry)
-    others, unknown = left_out(entry), unrecorded(entry)
+    lines, (teacher, _, others, unknown) = [], split_runs(entry)
     if others:
         lines += ["", f"Left out of the table, the goals and the curves: runs that learned "
                       f"from another teacher than this pair's [{teacher}] (a teacher trained "

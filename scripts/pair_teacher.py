@@ -8,6 +8,8 @@ current teacher. Runs made before teachers were recorded (commit 8f73473) count
 when nothing says otherwise, and the tables list them.
 """
 
+from typing import NamedTuple
+
 from bench_variants import reads_teacher
 
 # Runs that recorded no teacher, attributed by hand from benchmarks/cifar10-runs.md
@@ -52,35 +54,33 @@ def pair_teacher(entry: dict) -> str | None:
     return max(recorded)[1] if recorded else None
 
 
-def learned_from_another(entry: dict, key: str, seed: str, run: dict,
-                         teacher: str | None) -> bool:
-    """Whether a run distilled from a teacher other than the pair's (a teacher-free
-    method, such as scratch, never did)."""
-    own = run_teacher(entry, key, seed, run)
-    return teacher is not None and reads_teacher(key) and own is not None and own != teacher
+class RunSplit(NamedTuple):
+    """A pair's runs split by teacher, in one pass: what the summary counts, and the
+    'method sN' labels of what it leaves out ('[teacher]' added) or counts unchecked."""
+    teacher: str | None
+    counted: dict[str, dict[str, dict]]
+    left_out: list[str]
+    unrecorded: list[str]
+
+
+def split_runs(entry: dict) -> RunSplit:
+    """Runs of a teacher-reading method that learned from another teacher than the
+    pair's are left out (a teacher-free method, such as scratch, never did); those
+    whose teacher nothing records are counted and named."""
+    teacher = pair_teacher(entry)
+    split = RunSplit(teacher, {}, [], [])
+    for key, by_seed in entry.get("runs", {}).items():
+        for seed, run in by_seed_order(by_seed):
+            own = run_teacher(entry, key, seed, run) if reads_teacher(key) else teacher
+            if teacher is not None and own is not None and own != teacher:
+                split.left_out.append(f"{key} s{seed} [{own}]")
+                continue
+            split.counted.setdefault(key, {})[seed] = run
+            if own is None and reads_teacher(key):
+                split.unrecorded.append(f"{key} s{seed}")
+    return split
 
 
 def counted_runs(entry: dict) -> dict[str, dict[str, dict]]:
     """The pair's runs by method and seed, without those from another teacher."""
-    teacher = pair_teacher(entry)
-    counted = {key: {seed: run for seed, run in by_seed.items()
-                     if not learned_from_another(entry, key, seed, run, teacher)}
-               for key, by_seed in entry.get("runs", {}).items()}
-    return {key: by_seed for key, by_seed in counted.items() if by_seed}
-
-
-def left_out(entry: dict) -> list[str]:
-    """'method sN [teacher]' for each run the summary leaves out."""
-    teacher = pair_teacher(entry)
-    return [f"{key} s{seed} [{run_teacher(entry, key, seed, run)}]"
-            for key, by_seed in entry.get("runs", {}).items()
-            for seed, run in by_seed_order(by_seed)
-            if learned_from_another(entry, key, seed, run, teacher)]
-
-
-def unrecorded(entry: dict) -> list[str]:
-    """'method sN' for each counted run of a teacher-reading method whose teacher
-    nothing records."""
-    return [f"{key} s{seed}" for key, by_seed in counted_runs(entry).items()
-            for seed, run in by_seed_order(by_seed)
-            if reads_teacher(key) and run_teacher(entry, key, seed, run) is None]
+    return split_runs(entry).counted
