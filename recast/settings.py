@@ -90,6 +90,9 @@ class RecastConfig:
         "optimiser of the fine-tune (default: as the block steps)", choices=("adam", "sgd")))
     finetune_weight_decay: float | None = field(default=None, metadata=setting(
         "weight decay of the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
+    finetune_warmup: float = field(default=0.0, metadata=setting(
+        "epochs over which the fine-tune's learning rate rises linearly from 0, so its "
+        "first steps keep a good start (0: off)", check=_non_negative, rule=NON_NEGATIVE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
@@ -148,7 +151,7 @@ class RecastConfig:
             else self.finetune_weight_decay
         return Schedule(self.finetune_epochs, self.finetune_lr or self.lr,
                         self.finetune_optimizer or self.optimizer, self.scheduler,
-                        self.step_size, weight_decay=decay)
+                        self.step_size, weight_decay=decay, warmup=self.finetune_warmup)
 
     def validate(self) -> "RecastConfig":
         """Refuse any setting outside its range, naming its flag; returns self."""

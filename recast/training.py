@@ -30,12 +30,15 @@ class Schedule:
     gamma: float = 0.1
     weight_decay: float = 0.0
     momentum: float = 0.9
+    warmup: float = 0.0  # epochs over which the LR rises linearly from 0 to the schedule's
 
 
 def make_optimizer(params: Iterable[nn.Parameter], schedule: Schedule,
                    total_batches: int, batches_per_epoch: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Optimiser plus a per-batch LR schedule (cosine, step or constant)."""
+    """Optimiser plus a per-batch LR schedule (cosine, step or constant), scaled by a
+    linear ramp over the first ``schedule.warmup`` epochs: a large rate's first steps
+    would otherwise throw away a good start before the momentum settles."""
     params = [p for p in params if p.requires_grad]
     if schedule.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(
@@ -46,7 +49,12 @@ def make_optimizer(params: Iterable[nn.Parameter], schedule: Schedule,
     else:
         raise RecastError(f"unknown --optimizer {schedule.optimizer!r}; use adam or sgd")
 
+    ramp = schedule.warmup * batches_per_epoch
+
     def factor(batch: int) -> float:
+        return min(1.0, (batch + 1) / ramp) * planned(batch) if ramp > 0 else planned(batch)
+
+    def planned(batch: int) -> float:
         if schedule.scheduler == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(batch, total_batches) / max(1, total_batches)))
         if schedule.scheduler == "step":

@@ -55,3 +55,28 @@ def test_a_model_with_a_narrow_strided_1x1_conv_trains_in_the_default_layout() -
                 Schedule(1, 0.01, "sgd", "cosine"), torch.device("cpu"), Progress(quiet=True),
                 "test", model=wide)
     assert seen == [True]
+
+
+def test_a_warm_up_ramps_the_rate_linearly_then_follows_the_schedule() -> None:
+    from recast.training import Schedule, make_optimizer
+
+    weight = nn.Parameter(torch.zeros(1))
+    schedule = Schedule(epochs=4, lr=0.1, optimizer="sgd", scheduler="constant", warmup=1)
+    opt, lr_schedule = make_optimizer([weight], schedule, total_batches=40,
+                                      batches_per_epoch=10)
+    rates = []
+    for _ in range(12):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        lr_schedule.step()
+    assert rates[0] == pytest.approx(0.01)  # a tenth of the rate on the first batch
+    assert rates[4] == pytest.approx(0.05)
+    assert rates[9:] == pytest.approx([0.1] * 3)  # the full rate from the first epoch's end
+
+
+def test_the_fine_tune_warm_up_reaches_only_the_fine_tune() -> None:
+    from recast.settings import make_config
+
+    config = make_config("fast", {"finetune_warmup": 1.0})
+    assert config.finetune_schedule().warmup == 1.0
+    assert config.block_schedule().warmup == 0.0
