@@ -51,7 +51,8 @@ class Recaster:
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
-        self.surgery = StudentSurgery(plan, self.config.init, device)
+        self.surgery = StudentSurgery(plan, self.config.init, device,
+                                      choose_channels=self.config.solve != "none")
         self.images = 0  # training images seen so far: the budget's unit
         self.curve: list[dict[str, float]] = []
 

@@ -40,8 +40,9 @@ def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last
     s_in = run_blocks(student, images, 0, index - 1)
     result: dict[str, float] = {}
     target, kept, step = student[index], surgery.kept.get(index), surgery.plan.steps[index]
-    # a target whose outputs are no subset of the teacher block's (a bottleneck's mid
-    # width, as bottleneck -> conv has it) has nothing of the teacher's to fit
+    # a narrower target holds teacher channels only if a warm start or the surgery
+    # chose them (StudentSurgery: the channels the next block reads most); otherwise
+    # it has nothing of the teacher's to fit
     if can_solve(target) and (kept is not None or step.out_channels == step.block.out_channels):
         fit = solve_block(teacher[index], target, s_in, t_in, kept)
         result = {"mse_before": fit["mse_before"], "mse_after": fit["mse_after"]}

@@ -9,7 +9,9 @@ its input layers rebuilt). A block the plan keeps is rebuilt as the plan says
 (input layers, or the fresh block its step names), so the student is the
 planned one.
 ``kept`` records, per block, which teacher channels its output holds, so warm
-starts can slice matching weights.
+starts can slice matching weights. A narrower target with no warm start (dense ->
+basic) holds none, unless the closed-form start will fit it to some: then it keeps
+the channels the next teacher block reads most, and what follows is sliced to them.
 """
 
 import copy
@@ -17,6 +19,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from blocks.weights import most_read_inputs
 from recast.adapt import adapt_input, output_shape
 from recast.errors import RecastError
 from recast.plan import Plan, with_tail
@@ -27,9 +30,11 @@ from recast.warmstart import warm_start
 class StudentSurgery:
     """The student's blocks while the recast changes them, one block at a time."""
 
-    def __init__(self, plan: Plan, init: str, device: torch.device) -> None:
+    def __init__(self, plan: Plan, init: str, device: torch.device,
+                 choose_channels: bool = False) -> None:
         self.plan = plan
         self.warm = init == "teacher"
+        self.choose_channels = choose_channels  # for targets no warm start fills
         self.device = device
         chain = plan.chain
         self.blocks = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
@@ -52,8 +57,19 @@ class StudentSurgery:
             if kept is not None:
                 self.kept[index] = kept
                 warm = True
+        if not warm and self.choose_channels and plan_step.out_channels < block.out_channels:
+            chosen = self._read_most(index, plan_step.out_channels)
+            if chosen is not None:
+                self.kept[index] = chosen
         self.blocks[index] = target.to(self.device)
         return warm, self.rebuild_after(index, plan_step.out_channels)
+
+    def _read_most(self, index: int, count: int) -> Tensor | None:
+        """The ``count`` output channels of teacher block ``index`` its next block reads most."""
+        blocks = self.plan.chain.blocks
+        if index + 1 >= len(blocks):
+            return None
+        return most_read_inputs(blocks[index + 1].module, blocks[index].out_channels, count)
 
     def input_channels(self, index: int) -> Tensor:
         """Teacher channels the input of block ``index`` holds, in order.

@@ -50,3 +50,32 @@ def test_a_rebuilt_next_block_is_its_own_kind_reading_new_channels() -> None:
     module = with_tail(rebuild_spec(chain.blocks[1], 5).build(), chain.blocks[1])
     block = module[0] if isinstance(module, nn.Sequential) else module
     assert isinstance(block, ConvBlock) and block.conv.in_channels == 5
+
+
+def _dense_surgery(choose: bool) -> StudentSurgery:
+    plan = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
+    return StudentSurgery(plan, "teacher", torch.device("cpu"), choose_channels=choose)
+
+
+def test_a_target_no_warm_start_fills_holds_no_teacher_channels_by_default() -> None:
+    surgery = _dense_surgery(choose=False)
+    index = surgery.plan.recast_steps()[0].block.index
+    warm, _ = surgery.install(index)
+    assert not warm and index not in surgery.kept
+
+
+def test_for_a_closed_form_fit_it_keeps_the_channels_the_next_block_reads_most() -> None:
+    surgery = _dense_surgery(choose=True)
+    index = surgery.plan.recast_steps()[0].block.index
+    step, after = surgery.plan.steps[index], surgery.plan.chain.blocks[index + 1]
+    warm, _ = surgery.install(index)
+    conv = next(m for m in after.module.modules() if isinstance(m, nn.Conv2d))
+    read = conv.weight.abs().sum((0, 2, 3))
+    kept = surgery.kept[index]
+    assert not warm and len(kept) == step.out_channels < step.block.out_channels
+    dropped = torch.ones_like(read, dtype=torch.bool)
+    dropped[kept] = False
+    assert read[kept].min() >= read[dropped].max()  # the most-read channels, no others
+    # the block after it (the teacher's transition, kept) reads just those channels
+    rebuilt = next(m for m in surgery.blocks[index + 1].modules() if isinstance(m, nn.Conv2d))
+    assert torch.equal(rebuilt.weight, conv.weight[:, kept])
