@@ -69,10 +69,12 @@ READINGS: dict[str, dict[str, str]] = {
                "not past scratch",
         "next": "a teacher trained to convergence before this pair can say anything "
                 "about dense -> basic: 60 epochs here, about 4 hours of one core, "
-                "resumable across sittings with `recast train --resume` (24 of its 60 "
-                "passes done by 2026-11-26, commands in cifar10-runs.md); then the "
-                "closed-form start, since a basic block has no warm start from a dense "
-                "block and its targets begin from random weights",
+                "resumable across sittings with `recast train --resume` (commands and "
+                "progress in cifar10-runs.md); then the closed-form start, since a basic "
+                "block has no warm start from a dense block and its targets begin from "
+                "random weights: `--solve target` now fits each one to the teacher "
+                "channels the next block reads most (built after these runs, not yet "
+                "run on this pair)",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
