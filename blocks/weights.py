@@ -25,26 +25,6 @@ def conv_bn_pairs(module: fx.GraphModule) -> list[tuple[nn.Conv2d, nn.Module | N
     return pairs
 
 
-def most_read_inputs(module: nn.Module, channels: int, count: int) -> Tensor | None:
-    """Indices of the ``count`` of ``channels`` input channels that ``module``'s first
-    conv or linear layer weighs most (L1 over all it computes from each), sorted: the
-    channels worth keeping when nothing else says which. None when that layer is
-    grouped or does not read ``channels`` channels (a flattened map, say)."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
-            weights = layer.weight.detach().abs().sum((0, 2, 3))
-            if layer.groups != 1:
-                return None
-        elif isinstance(layer, nn.Linear):
-            weights = layer.weight.detach().abs().sum(0)
-        else:
-            continue
-        if weights.numel() != channels:
-            return None
-        return weights.topk(count).indices.sort().values
-    return None
-
-
 def top_l1(conv: nn.Conv2d, count: int) -> Tensor:
     """Indices of the ``count`` output filters with the largest L1 norm, sorted
     (Li et al., "Pruning Filters for Efficient ConvNets")."""

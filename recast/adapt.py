@@ -81,8 +81,33 @@ def slice_input(old: nn.Module, new: nn.Module, keep: torch.Tensor, old_channels
 _CHANNEL_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 
 
-def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[str]:
-    """Module paths of the layers that first see the input's channels."""
+def most_read_channels(module: nn.Module, channels: int, count: int) -> torch.Tensor | None:
+    """The ``count`` of teacher block ``module``'s ``channels`` input channels its first
+    convs and linears weigh most, sorted: which channels to keep when nothing else
+    says. Each reader's input-weight L1 norms are scaled to sum to 1, then added (a
+    BN before a reader is not counted). None when no conv or linear reads them
+    (a dense block's concatenation only, a flattened map)."""
+    if not isinstance(module, fx.GraphModule):
+        return None
+    modules = dict(module.named_modules())
+    score, found = torch.zeros(channels), False
+    for path in _first_readers(module, modules, strict=False):
+        layer = modules[path]
+        if isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.in_channels == channels:
+            weights = layer.weight.detach().abs().sum((0, 2, 3))
+        elif isinstance(layer, nn.Linear) and layer.in_features == channels:
+            weights = layer.weight.detach().abs().sum(0)
+        else:
+            continue
+        score += weights.cpu() / weights.sum().clamp_min(1e-12).cpu()
+        found = True
+    return score.topk(count).indices.sort().values if found else None
+
+
+def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module],
+                   strict: bool = True) -> list[str]:
+    """Module paths of the layers that first see the input's channels; ``strict``
+    refuses an input node no layer can be rebuilt for (an add, a concatenation)."""
     readers: list[str] = []
     frontier = [n for n in gm.graph.nodes if n.op == "placeholder"]
     seen: set[fx.Node] = set()
@@ -103,7 +128,7 @@ def _first_readers(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> list[st
                     frontier.append(user)  # keeps the width: its readers too
             elif user.op in ("call_function", "call_method") and _is_shape_free(user):
                 frontier.append(user)
-            elif user.op != "output":
+            elif user.op != "output" and strict:
                 raise PlanError(
                     f"cannot give the fixed part node '{user.name}' "
                     f"({user.target}) a new input width; recast the block "

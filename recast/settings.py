@@ -91,8 +91,8 @@ class RecastConfig:
     finetune_weight_decay: float | None = field(default=None, metadata=setting(
         "weight decay of the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
     finetune_warmup: float = field(default=0.0, metadata=setting(
-        "epochs over which the fine-tune's learning rate rises linearly from 0, so its "
-        "first steps keep a good start (0: off)", check=_non_negative, rule=NON_NEGATIVE))
+        "epochs over which the fine-tune's learning-rate schedule is scaled by a ramp "
+        "from 0 to 1 (0: off)", check=_non_negative, rule=NON_NEGATIVE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(

@@ -11,7 +11,8 @@ planned one.
 ``kept`` records, per block, which teacher channels its output holds, so warm
 starts can slice matching weights. A narrower target with no warm start (dense ->
 basic) holds none, unless the closed-form start will fit it to some: then it keeps
-the channels the next teacher block reads most, and what follows is sliced to them.
+the channels the next teacher block reads most, and a kept next block (a
+transition, the head) is sliced to them.
 """
 
 import copy
@@ -19,11 +20,11 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from blocks.weights import most_read_inputs
-from recast.adapt import adapt_input, output_shape
+from recast.adapt import adapt_input, most_read_channels, output_shape
 from recast.errors import RecastError
 from recast.plan import Plan, with_tail
 from recast.rebuild import rebuild_spec
+from recast.solve import can_solve
 from recast.warmstart import warm_start
 
 
@@ -57,7 +58,8 @@ class StudentSurgery:
             if kept is not None:
                 self.kept[index] = kept
                 warm = True
-        if not warm and self.choose_channels and plan_step.out_channels < block.out_channels:
+        if not warm and self.choose_channels and can_solve(target) \
+                and plan_step.out_channels < block.out_channels:
             chosen = self._read_most(index, plan_step.out_channels)
             if chosen is not None:
                 self.kept[index] = chosen
@@ -69,7 +71,7 @@ class StudentSurgery:
         blocks = self.plan.chain.blocks
         if index + 1 >= len(blocks):
             return None
-        return most_read_inputs(blocks[index + 1].module, blocks[index].out_channels, count)
+        return most_read_channels(blocks[index + 1].module, blocks[index].out_channels, count)
 
     def input_channels(self, index: int) -> Tensor:
         """Teacher channels the input of block ``index`` holds, in order.

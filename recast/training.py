@@ -30,15 +30,16 @@ class Schedule:
     gamma: float = 0.1
     weight_decay: float = 0.0
     momentum: float = 0.9
-    warmup: float = 0.0  # epochs over which the LR rises linearly from 0 to the schedule's
+    warmup: float = 0.0  # epochs of a linear 0 -> 1 ramp multiplying the schedule
 
 
 def make_optimizer(params: Iterable[nn.Parameter], schedule: Schedule,
                    total_batches: int, batches_per_epoch: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Optimiser plus a per-batch LR schedule (cosine, step or constant), scaled by a
-    linear ramp over the first ``schedule.warmup`` epochs: a large rate's first steps
-    would otherwise throw away a good start before the momentum settles."""
+    linear ramp from 0 to 1 over the first ``schedule.warmup`` epochs: a fresh
+    optimiser's first steps at a large rate move furthest from the start. The ramp
+    multiplies the schedule, so a ramp as long as the phase never reaches the rate."""
     params = [p for p in params if p.requires_grad]
     if schedule.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(

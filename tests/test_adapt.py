@@ -78,3 +78,38 @@ def test_every_functional_activation_name_matches_its_module(name) -> None:
 def test_channel_mixing_or_weighted_ops_are_not_elementwise(name) -> None:
     from recast.ops import is_elementwise_activation
     assert not is_elementwise_activation(name)
+
+
+def test_most_read_channels_adds_every_first_reader_each_scaled_to_one() -> None:
+    from recast.adapt import most_read_channels
+
+    class TwoReaders(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.main = nn.Conv2d(4, 2, 3, padding=1, bias=False)
+            self.side = nn.Conv2d(4, 2, 1, bias=False)
+
+        def forward(self, x):
+            return self.main(torch.relu(x)) + self.side(x)
+
+    block = fx.symbolic_trace(TwoReaders())
+    with torch.no_grad():
+        block.main.weight.copy_(torch.tensor([4.0, 0, 0, 1]).view(1, 4, 1, 1).expand(2, 4, 3, 3))
+        block.side.weight.copy_(torch.tensor([0.0, 1, 2, 0]).view(1, 4, 1, 1).expand(2, 4, 1, 1))
+    # shares: main [0.8, 0, 0, 0.2], side [0, 1/3, 2/3, 0]; raw sums (72, 2, 4, 18)
+    # would keep channel 3, whose share is the smallest
+    assert most_read_channels(block, 4, 2).tolist() == [0, 2]
+    assert most_read_channels(block, 4, 3).tolist() == [0, 1, 2]
+
+
+def test_most_read_channels_is_none_where_no_conv_or_linear_reads_them() -> None:
+    from recast.adapt import most_read_channels
+
+    class Concat(nn.Module):
+        def forward(self, x):
+            return torch.cat([x, x * 2], 1)
+
+    head = fx.symbolic_trace(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    assert most_read_channels(fx.symbolic_trace(Concat()), 4, 2) is None
+    assert most_read_channels(head, 4, 2) is None  # it reads a flattened 4x4x4 map
+    assert most_read_channels(nn.Conv2d(4, 2, 1), 4, 2) is None  # not a traced block

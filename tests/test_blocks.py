@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from blocks import BLOCK_KINDS, BlockSpec, build_block
 
@@ -39,18 +38,3 @@ def test_spec_round_trips_through_json() -> None:
     spec = BlockSpec("bottleneck", 16, 64, 2, mid_channels=8)
     assert BlockSpec(**spec.to_json()) == spec
     assert set(BLOCK_KINDS) == {"conv", "basic", "bottleneck", "dense", "dwconv", "mbconv"}
-
-
-def test_most_read_inputs_ranks_a_layers_input_channels_by_weight() -> None:
-    from blocks.weights import most_read_inputs
-
-    conv = nn.Conv2d(4, 2, 3)
-    with torch.no_grad():
-        conv.weight.copy_(torch.tensor([1.0, 5.0, 0.1, 3.0]).view(1, 4, 1, 1).expand(2, 4, 3, 3))
-    assert most_read_inputs(nn.Sequential(nn.ReLU(), conv), 4, 2).tolist() == [1, 3]
-    head = nn.Linear(4, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[0.0, 2.0, 1.0, 0.0]]).expand(3, 4))
-    assert most_read_inputs(head, 4, 1).tolist() == [1]
-    assert most_read_inputs(nn.Linear(16, 3), 4, 2) is None  # a flattened map
-    assert most_read_inputs(nn.Conv2d(4, 4, 3, groups=4), 4, 2) is None

@@ -294,17 +294,39 @@ def test_recalibrate_bn_refuses_an_empty_loader():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_a_bottleneck_to_conv_step_has_no_teacher_channels_to_fit() -> None:
-    """bottleneck -> conv targets give the bottleneck's mid width, no subset of its
-    outputs: the step skips the fit instead of failing (found on ResNet-29)."""
+def _bottleneck_step(choose: bool):
     from recast.plan import make_plan
     from recast.step_fit import solve_step
     from recast.surgery import StudentSurgery
 
     plan = make_plan(walk(build_model("resnet29", width=0.25)), "conv", 1.0)
-    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"))
+    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), choose_channels=choose)
     step = plan.steps[1]
-    assert step.out_channels < step.block.out_channels
+    assert step.out_channels < step.block.out_channels  # the bottleneck's mid width
     _, last = surgery.install(1)
     teacher = nn.ModuleList(b.module for b in plan.chain.blocks).eval()
-    assert solve_step(surgery, teacher, 1, last, torch.randn(16, 3, 32, 32), "target") == {}
+    return solve_step(surgery, teacher, 1, last, torch.randn(16, 3, 32, 32), "target")
+
+
+def test_a_bottleneck_to_conv_step_without_chosen_channels_skips_the_fit() -> None:
+    """bottleneck -> conv targets give the bottleneck's mid width, no subset of its
+    outputs: without chosen channels the step skips the fit instead of failing."""
+    assert _bottleneck_step(choose=False) == {}
+
+
+def test_with_chosen_channels_a_bottleneck_to_conv_step_is_fitted_to_them() -> None:
+    fit = _bottleneck_step(choose=True)
+    assert fit["mse_after"] < fit["mse_before"]
+
+
+def test_the_engine_chooses_channels_only_for_a_closed_form_start_from_the_teacher() -> None:
+    from recast.engine import Recaster
+    from recast.plan import make_plan
+    from recast.settings import make_config
+
+    plan = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
+    cpu = torch.device("cpu")
+    for overrides, chooses in (({"solve": "target"}, True), ({}, False),
+                               ({"solve": "target", "init": "random"}, False)):
+        recaster = Recaster(plan, make_config("fast", overrides), cpu)
+        assert recaster.surgery.choose_channels is chooses
