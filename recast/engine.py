@@ -52,8 +52,7 @@ class Recaster:
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
         self.surgery = StudentSurgery(plan, self.config.init, device,
-                                      choose_channels=self.config.solve != "none"
-                                      and self.config.init == "teacher")
+                                      solve=self.config.solve != "none")
         self.images = 0  # training images seen so far: the budget's unit
         self.curve: list[dict[str, float]] = []
 

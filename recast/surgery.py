@@ -32,10 +32,12 @@ class StudentSurgery:
     """The student's blocks while the recast changes them, one block at a time."""
 
     def __init__(self, plan: Plan, init: str, device: torch.device,
-                 choose_channels: bool = False) -> None:
+                 solve: bool = False) -> None:
         self.plan = plan
         self.warm = init == "teacher"
-        self.choose_channels = choose_channels  # for targets no warm start fills
+        # teacher channels for the targets no warm start fills, for the closed form to
+        # fit: only when what follows is sliced to them too (a warm student)
+        self.choose_channels = solve and self.warm
         self.device = device
         chain = plan.chain
         self.blocks = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)

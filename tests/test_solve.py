@@ -300,7 +300,7 @@ def _bottleneck_step(choose: bool):
     from recast.surgery import StudentSurgery
 
     plan = make_plan(walk(build_model("resnet29", width=0.25)), "conv", 1.0)
-    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), choose_channels=choose)
+    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), solve=choose)
     step = plan.steps[1]
     assert step.out_channels < step.block.out_channels  # the bottleneck's mid width
     _, last = surgery.install(1)

@@ -54,7 +54,7 @@ def test_a_rebuilt_next_block_is_its_own_kind_reading_new_channels() -> None:
 
 def _dense_surgery(choose: bool) -> StudentSurgery:
     plan = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
-    return StudentSurgery(plan, "teacher", torch.device("cpu"), choose_channels=choose)
+    return StudentSurgery(plan, "teacher", torch.device("cpu"), solve=choose)
 
 
 def test_a_target_no_warm_start_fills_holds_no_teacher_channels_by_default() -> None:
