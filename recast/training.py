@@ -53,7 +53,8 @@ def make_optimizer(params: Iterable[nn.Parameter], schedule: Schedule,
     ramp = schedule.warmup * batches_per_epoch
 
     def factor(batch: int) -> float:
-        return min(1.0, (batch + 1) / ramp) * planned(batch) if ramp > 0 else planned(batch)
+        warming = min(1.0, (batch + 1) / ramp) if ramp > 0 else 1.0
+        return warming * planned(batch)
 
     def planned(batch: int) -> float:
         if schedule.scheduler == "cosine":
