@@ -51,8 +51,9 @@ class Recaster:
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
-        self.surgery = StudentSurgery(plan, self.config.init, device,
-                                      solve=self.config.solve != "none")
+        self.surgery = StudentSurgery(plan, self.config.init, device, solved=[
+            s.block.index for s in plan.recast_steps()
+            if self.config.solve_mode(s.block.kind, s.target) != "none"])
         self.images = 0  # training images seen so far: the budget's unit
         self.curve: list[dict[str, float]] = []
 
@@ -92,6 +93,8 @@ class Recaster:
             self._checkpoint(outcome.steps, train_loader)
         if overall is not None:
             overall.close()
+        self.config = self.config.settle_warmup(
+            solved=any(s.fit_mse_after is not None for s in outcome.steps))
         outcome.finetune = self._finetune(saved, outcome.steps, train_loader, test_loader)
         outcome.student = nn.Sequential(*self.surgery.blocks)
         finished = outcome.finetune.get("final_accuracy")

@@ -73,8 +73,9 @@ class RecastConfig:
     solve: str = field(default="none", metadata=setting(
         "closed-form warm start before each step's SGD: target fits the new block's last "
         "conv to the teacher block's pre-activation by least squares; target+next also "
-        "re-solves the rebuilt next block's input conv on the kept channels",
-        choices=("none", "target", "target+next")))
+        "re-solves the rebuilt next block's input conv on the kept channels; auto: target "
+        "on the steps that change a block's kind (basic -> conv, dense -> basic), none on "
+        "those that keep it", choices=("none", "auto", "target", "target+next")))
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
         "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))
@@ -90,9 +91,10 @@ class RecastConfig:
         "optimiser of the fine-tune (default: as the block steps)", choices=("adam", "sgd")))
     finetune_weight_decay: float | None = field(default=None, metadata=setting(
         "weight decay of the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
-    finetune_warmup: float = field(default=0.0, metadata=setting(
+    finetune_warmup: float | None = field(default=None, metadata=setting(
         "epochs over which the fine-tune's learning-rate schedule is scaled by a ramp "
-        "from 0 to 1 (0: off)", check=_non_negative, rule=NON_NEGATIVE))
+        "from 0 to 1 (0: off; unset: 1 when a step was solved in closed form, else 0)",
+        check=_non_negative, rule=NON_NEGATIVE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
@@ -142,6 +144,25 @@ class RecastConfig:
             return self.budget_epochs
         return self.epochs_per_block * steps + self.finetune_epochs
 
+    def solve_mode(self, kind: str, target: str) -> str:
+        """What --solve does at the step that turns a ``kind`` block into ``target``.
+
+        auto fits only a change of kind, where the warm start keeps least of the
+        teacher's block; where the warm start copies the block's own kind the fit
+        cost accuracy (benchmarks/cifar10.md: ResNet-56 -> plain vs WRN basic -> basic).
+        """
+        if self.solve == "auto":
+            return "target" if kind != target else "none"
+        return self.solve
+
+    def settle_warmup(self, solved: bool) -> "RecastConfig":
+        """This config with an unset fine-tune warm-up decided: one epoch after a
+        closed-form start (on ResNet-56 -> plain it lifted the solved start's end by
+        1.4 points), none otherwise."""
+        if self.finetune_warmup is not None:
+            return self
+        return replace(self, finetune_warmup=1.0 if solved else 0.0)
+
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
                         self.step_size, weight_decay=self.weight_decay)
@@ -151,7 +172,8 @@ class RecastConfig:
             else self.finetune_weight_decay
         return Schedule(self.finetune_epochs, self.finetune_lr or self.lr,
                         self.finetune_optimizer or self.optimizer, self.scheduler,
-                        self.step_size, weight_decay=decay, warmup=self.finetune_warmup)
+                        self.step_size, weight_decay=decay,
+                        warmup=self.finetune_warmup or 0.0)  # unsettled: none
 
     def validate(self) -> "RecastConfig":
         """Refuse any setting outside its range, naming its flag; returns self."""

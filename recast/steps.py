@@ -72,11 +72,12 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     block = plan_step.block
     warm, last = surgery.install(index)
     fit: dict[str, float] = {}
-    if config.solve != "none" or config.bn_recalibration:
+    solve = config.solve_mode(block.kind, plan_step.target)
+    if solve != "none" or config.bn_recalibration:
         calibration = calibration_images(
             train_loader, max(SOLVE_IMAGES, config.bn_recalibration), device)
-    if config.solve != "none":
-        fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], config.solve)
+    if solve != "none":
+        fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], solve)
     first_trained = index if config.freeze_prefix else 0
     student = surgery.blocks
     params = [p for b in student[first_trained:last + 1] for p in b.parameters()]

@@ -16,6 +16,7 @@ transition, the head) is sliced to them.
 """
 
 import copy
+from collections.abc import Collection
 
 import torch
 from torch import Tensor, nn
@@ -32,12 +33,12 @@ class StudentSurgery:
     """The student's blocks while the recast changes them, one block at a time."""
 
     def __init__(self, plan: Plan, init: str, device: torch.device,
-                 solve: bool = False) -> None:
+                 solved: Collection[int] = ()) -> None:
         self.plan = plan
         self.warm = init == "teacher"
-        # teacher channels for the targets no warm start fills, for the closed form to
-        # fit: only when what follows is sliced to them too (a warm student)
-        self.choose_channels = solve and self.warm
+        # blocks whose targets get teacher channels though no warm start fills them, for
+        # the closed form to fit: only when what follows is sliced to them too (warm)
+        self.choose_channels = frozenset(solved) if self.warm else frozenset()
         self.device = device
         chain = plan.chain
         self.blocks = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)
@@ -60,7 +61,7 @@ class StudentSurgery:
             if kept is not None:
                 self.kept[index] = kept
                 warm = True
-        if not warm and self.choose_channels and can_solve(target) \
+        if not warm and index in self.choose_channels and can_solve(target) \
                 and plan_step.out_channels < block.out_channels:
             chosen = self._read_most(index, plan_step.out_channels)
             if chosen is not None:

@@ -20,6 +20,13 @@ def _sgd_finetune(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
                 finetune_weight_decay=5e-4, **more)
 
 
+def _solved(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
+    """The closed-form start before every step, then the SGD fine-tune, its warm-up
+    pinned (none unless given) as these variants ran before an unset one followed
+    the solve (RecastConfig.settle_warmup)."""
+    return _sgd_finetune(loss, lr, **{"solve": "target", "finetune_warmup": 0.0, **more})
+
+
 VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the authors' recipe shortened: 1 epoch per block, Adam, random init
     "published-short": (None, dict(epochs_per_block=1, init="random", optimizer="adam",
@@ -35,28 +42,28 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "warm-ce-sgd-lr02": (0.2, _sgd_finetune("ce")),
     # plus a closed-form warm start (recast/solve.py) of every target before its SGD;
     # "next" also re-solves the rebuilt next block; "bn" recalibrates BN after each step
-    "solve-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target")),
-    "solve-next-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target+next")),
-    "solve-bn-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target", bn_recalibration=2048)),
-    "solve-mse-sgd-lr02": (0.2, _sgd_finetune("mse-ce", solve="target")),
-    "solve-kd-sgd-lr02": (0.2, _sgd_finetune("kd", solve="target")),
+    "solve-ce-sgd-lr02": (0.2, _solved("ce")),
+    "solve-next-ce-sgd-lr02": (0.2, _solved("ce", solve="target+next")),
+    "solve-bn-ce-sgd-lr02": (0.2, _solved("ce", bn_recalibration=2048)),
+    "solve-mse-sgd-lr02": (0.2, _solved("mse-ce")),
+    "solve-kd-sgd-lr02": (0.2, _solved("kd")),
     # the kd-mse baseline's own fine-tune (logit MSE + CE, SGD at lr 0.05) after the
     # closed-form start: what the warm start adds to the best alternative's recipe
-    "solve-mse-sgd": (0.2, _sgd_finetune("mse-ce", 0.05, solve="target")),
+    "solve-mse-sgd": (0.2, _solved("mse-ce", 0.05)),
     # the same with a twentieth of the budget on block steps: the closed form does the
     # warm start's work, and the fine-tune gets 95% of the images
-    "solve-mse-sgd-f05": (0.05, _sgd_finetune("mse-ce", 0.05, solve="target")),
+    "solve-mse-sgd-f05": (0.05, _solved("mse-ce", 0.05)),
     # the same with a gentler fine-tune that keeps more of the solved start
-    "solve-ce-sgd-lr01": (0.2, _sgd_finetune("ce", 0.01, solve="target")),
+    "solve-ce-sgd-lr01": (0.2, _solved("ce", 0.01)),
     # the preset and the closed-form start with the fine-tune's rate ramped up over its
     # first epoch: the first pass at the full rate threw the solved start from 66-79% to
     # 50% on ResNet-56 -> plain (benchmarks/cifar10.md, the pair's reading)
     "warmup-ce-sgd-lr02": (0.2, _sgd_finetune("ce", finetune_warmup=1.0)),
-    "solve-warmup-ce-sgd-lr02": (0.2, _sgd_finetune("ce", solve="target", finetune_warmup=1.0)),
+    "solve-warmup-ce-sgd-lr02": (0.2, _solved("ce", finetune_warmup=1.0)),
     # the teacher's block outputs as hints at every block of the same shape (a
     # transformation keeps all widths) after the closed-form start; after the warm
     # start it is loss-hint-ce below
-    "solve-hint-sgd-lr02": (0.2, _sgd_finetune("hint-ce", solve="target")),
+    "solve-hint-sgd-lr02": (0.2, _solved("hint-ce")),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune

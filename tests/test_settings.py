@@ -75,3 +75,22 @@ def test_explicit_epochs_replace_the_presets_budget() -> None:
 def test_help_shows_what_each_preset_sets() -> None:
     help_text = dict(config_flags())["--finetune-loss"]["help"]
     assert "fast: ce" in help_text and "default mse-ce" in help_text
+
+
+@pytest.mark.parametrize("solve, kind, target, mode", [
+    ("auto", "basic", "conv", "target"), ("auto", "dense", "basic", "target"),
+    ("auto", "basic", "basic", "none"), ("auto", "conv", "conv", "none"),
+    ("target", "conv", "conv", "target"), ("target+next", "basic", "basic", "target+next"),
+    ("none", "basic", "conv", "none"),
+])
+def test_solve_auto_fits_only_a_change_of_kind(solve, kind, target, mode) -> None:
+    assert RecastConfig(solve=solve).solve_mode(kind, target) == mode
+
+
+def test_an_unset_warm_up_follows_a_closed_form_start_and_a_set_one_stays() -> None:
+    unset = RecastConfig()
+    assert unset.finetune_warmup is None
+    assert unset.settle_warmup(solved=True).finetune_warmup == 1.0
+    assert unset.settle_warmup(solved=False).finetune_warmup == 0.0
+    assert RecastConfig(finetune_warmup=0.0).settle_warmup(solved=True).finetune_warmup == 0.0
+    assert RecastConfig(finetune_warmup=2.0).settle_warmup(solved=False).finetune_warmup == 2.0
