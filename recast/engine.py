@@ -51,7 +51,7 @@ class Recaster:
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
-        self.surgery = StudentSurgery(plan, self.config.init, device, solved=[
+        self.surgery = StudentSurgery(plan, self.config.init, device, fit_steps=[
             s.block.index for s in plan.recast_steps()
             if self.config.solve_mode(s.block.kind, s.target) != "none"])
         self.images = 0  # training images seen so far: the budget's unit
@@ -93,8 +93,7 @@ class Recaster:
             self._checkpoint(outcome.steps, train_loader)
         if overall is not None:
             overall.close()
-        self.config = self.config.settle_warmup(
-            solved=any(s.fit_mse_after is not None for s in outcome.steps))
+        self._settle_warmup(outcome.steps)
         outcome.finetune = self._finetune(saved, outcome.steps, train_loader, test_loader)
         outcome.student = nn.Sequential(*self.surgery.blocks)
         finished = outcome.finetune.get("final_accuracy")
@@ -103,6 +102,15 @@ class Recaster:
         outcome.curve = self.curve
         outcome.images = self.images
         return outcome
+
+    def _settle_warmup(self, steps: list[StepRecord]) -> None:
+        """Decide an unset fine-tune warm-up from what the block steps did; say so."""
+        if self.config.finetune_warmup is not None:
+            return
+        self.config = self.config.settle_warmup(solved=any(s.fit_kept for s in steps))
+        if self.config.finetune_warmup:
+            self.progress.log(f"fine-tune warm-up: {self.config.finetune_warmup:g} epoch(s), "
+                              f"after a closed-form start")
 
     def _after_block_phase(self, record: StepRecord, phase: str) -> None:
         self.images += record.images

@@ -93,7 +93,7 @@ class RecastConfig:
         "weight decay of the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
     finetune_warmup: float | None = field(default=None, metadata=setting(
         "epochs over which the fine-tune's learning-rate schedule is scaled by a ramp "
-        "from 0 to 1 (0: off; unset: 1 when a step was solved in closed form, else 0)",
+        "from 0 to 1 (0: off; unset: 1 after a closed-form start, else 0)",
         check=_non_negative, rule=NON_NEGATIVE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
@@ -158,10 +158,12 @@ class RecastConfig:
     def settle_warmup(self, solved: bool) -> "RecastConfig":
         """This config with an unset fine-tune warm-up decided: one epoch after a
         closed-form start (on ResNet-56 -> plain it lifted the solved start's end by
-        1.4 points), none otherwise."""
+        1.4 points), a tenth of a shorter fine-tune (the ramp scales the whole
+        schedule, so a ramp as long as the phase would never reach the rate), else none."""
         if self.finetune_warmup is not None:
             return self
-        return replace(self, finetune_warmup=1.0 if solved else 0.0)
+        warmup = min(1.0, self.finetune_epochs / 10) if solved else 0.0
+        return replace(self, finetune_warmup=warmup)
 
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,

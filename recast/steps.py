@@ -49,6 +49,12 @@ class StepRecord:
     fit_mse_before: float | None = None
     fit_mse_after: float | None = None
 
+    @property
+    def fit_kept(self) -> bool:
+        """Whether the closed-form fit ran and was kept (a fit that raised the MSE is
+        thrown away: recast/solve.py)."""
+        return self.fit_mse_after is not None and self.fit_mse_after <= self.fit_mse_before
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

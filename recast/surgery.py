@@ -33,12 +33,12 @@ class StudentSurgery:
     """The student's blocks while the recast changes them, one block at a time."""
 
     def __init__(self, plan: Plan, init: str, device: torch.device,
-                 solved: Collection[int] = ()) -> None:
+                 fit_steps: Collection[int] = ()) -> None:
         self.plan = plan
         self.warm = init == "teacher"
-        # blocks whose targets get teacher channels though no warm start fills them, for
-        # the closed form to fit: only when what follows is sliced to them too (warm)
-        self.choose_channels = frozenset(solved) if self.warm else frozenset()
+        # the steps the closed form fits: their targets get teacher channels though no
+        # warm start fills them, only when what follows is sliced to them too (warm)
+        self.choose_channels = frozenset(fit_steps) if self.warm else frozenset()
         self.device = device
         chain = plan.chain
         self.blocks = nn.ModuleList(copy.deepcopy(b.module) for b in chain.blocks).to(device)

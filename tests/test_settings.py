@@ -88,9 +88,12 @@ def test_solve_auto_fits_only_a_change_of_kind(solve, kind, target, mode) -> Non
 
 
 def test_an_unset_warm_up_follows_a_closed_form_start_and_a_set_one_stays() -> None:
-    unset = RecastConfig()
+    unset = RecastConfig(**PRESETS["fast"]).split(13)  # a 14.4-epoch fine-tune
     assert unset.finetune_warmup is None
     assert unset.settle_warmup(solved=True).finetune_warmup == 1.0
     assert unset.settle_warmup(solved=False).finetune_warmup == 0.0
+    # a short fine-tune ramps up over a tenth of itself, so it still reaches its rate
+    short = RecastConfig(finetune_epochs=0.25)
+    assert short.settle_warmup(solved=True).finetune_warmup == pytest.approx(0.025)
     assert RecastConfig(finetune_warmup=0.0).settle_warmup(solved=True).finetune_warmup == 0.0
     assert RecastConfig(finetune_warmup=2.0).settle_warmup(solved=False).finetune_warmup == 2.0

@@ -300,7 +300,7 @@ def _bottleneck_step(choose: bool):
     from recast.surgery import StudentSurgery
 
     plan = make_plan(walk(build_model("resnet29", width=0.25)), "conv", 1.0)
-    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), solved=[1] if choose else [])
+    surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), fit_steps=[1] if choose else [])
     step = plan.steps[1]
     assert step.out_channels < step.block.out_channels  # the bottleneck's mid width
     _, last = surgery.install(1)
@@ -324,9 +324,14 @@ def test_the_engine_chooses_channels_only_for_a_closed_form_start_from_the_teach
     from recast.plan import make_plan
     from recast.settings import make_config
 
-    plan = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
+    dense = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
+    wide = make_plan(walk(build_model("wrn_16_4", width=0.25)), "basic", 0.5)
     cpu = torch.device("cpu")
-    for overrides, chooses in (({"solve": "target"}, True), ({}, False),
-                               ({"solve": "target", "init": "random"}, False)):
+    for plan, overrides, chooses in (
+            (dense, {"solve": "target"}, True), (dense, {}, False),
+            (dense, {"solve": "target", "init": "random"}, False),
+            (dense, {"solve": "auto"}, True),  # dense -> basic changes kind
+            (wide, {"solve": "auto"}, False), (wide, {"solve": "target"}, True)):
         recaster = Recaster(plan, make_config("fast", overrides), cpu)
-        assert bool(recaster.surgery.choose_channels) is chooses
+        steps = {s.block.index for s in plan.recast_steps()}
+        assert recaster.surgery.choose_channels == (steps if chooses else set())

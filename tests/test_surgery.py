@@ -55,7 +55,7 @@ def test_a_rebuilt_next_block_is_its_own_kind_reading_new_channels() -> None:
 def _dense_surgery(choose: bool) -> StudentSurgery:
     plan = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
     solved = [s.block.index for s in plan.recast_steps()] if choose else []
-    return StudentSurgery(plan, "teacher", torch.device("cpu"), solved=solved)
+    return StudentSurgery(plan, "teacher", torch.device("cpu"), fit_steps=solved)
 
 
 def test_a_target_no_warm_start_fills_holds_no_teacher_channels_by_default() -> None:
