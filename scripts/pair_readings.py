@@ -70,17 +70,21 @@ READINGS: dict[str, dict[str, str]] = {
                 "rest",
     },
     "densenet40-basic": {
-        "why": "the half-growth DenseNet-BC-40 teacher reached 77.12% in 15 epochs, "
-               "below what its 32k-parameter basic-block student reaches from scratch "
-               "in 18 (78.53 ± 0.41 over 3 seeds): there is no gap to close. Its three "
-               "steps leave the partial net at 37%, 57% and 53%, and the CE fine-tune "
-               "brings it back to the teacher's level (77.13 ± 0.13 over 2 seeds), "
-               "not past scratch",
-        "next": "the pair's runs on the converged teacher, now kept (60 epochs, 84.21%: "
-                "5.7 points above scratch; cifar10-runs.md): the preset, the closed-form "
-                "start with the fine-tune warm-up (on dense -> basic `--solve target` now "
-                "fits each target to the teacher channels the next block reads most, "
-                "built after these runs), and the alternatives, three seeds each",
+        "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
+               "0.41) the preset still ends under scratch (77.71, seed 0). Its three "
+               "steps leave the partial net at 40%, 49% and 52%: no warm start fills a "
+               "basic block from a dense one, so each target starts from random "
+               "weights. The closed-form start lifts the steps to 69%, 62% and 63% "
+               "(pre-activation MSE cut 7.9x, 3.2x and 1.5x) yet ends lower still with "
+               "the one-epoch warm-up (76.36, seed 0): a better start after the steps "
+               "does not carry through the 14.4-epoch fine-tune here, unlike on "
+               "ResNet-56 -> plain. The last block's MSE (3.8-5.9) is over 200x the others', "
+               "the block before the head",
+        "next": "what the warm-up and the closed form each add on this pair (the "
+                "closed form without the warm-up, `solve-ce-sgd-lr02`), the "
+                "alternatives on this teacher (kd-mse, KD), then seeds 1-2; the "
+                "closed-form rule stays out of the preset, which it would cost 1.35 "
+                "points here",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
