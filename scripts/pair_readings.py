@@ -54,20 +54,20 @@ READINGS: dict[str, dict[str, str]] = {
     "resnet56-conv": {
         "why": "the goals are reached with the `fast` preset. The best recipe measured "
                "is the closed-form start followed by a fine-tune whose rate ramps up "
-               "over its first epoch (`solve-warmup-ce-sgd-lr02`: 80.70, 80.95 and "
-               "81.08 on seeds 0-2, 80.91 ± 0.19, 0.09 above the teacher), above the "
+               "over its first epoch (`solve-warmup-ce-sgd-lr02`: 80.70, 80.95, 81.08 "
+               "and 80.90 on seeds 0-3, 80.91 ± 0.16, 0.09 above the teacher, at 1.09x "
+               "scratch's wall time in one invocation under unequal loads), above the "
                "preset on each seed (80.43, 80.12, 80.18). The closed-form start alone "
                "ends lower (79.30, "
                "seed 0). The warm-up does not keep the solved start through the first "
                "pass (43% at its end, 50% without it); what it changes is where the "
                "fine-tune ends. On basic -> basic (WRN-16-4) the same recipe costs "
-               "1.59 (seed 0): there the warm start already copies the teacher's own "
-               "block",
-        "next": "its wall time against scratch in one invocation; "
-                "the same on dense -> basic once the converged DenseNet teacher is kept; "
-                "then the `fast` preset can take it for targets of another kind than "
-                "their teacher block (transformations) and keep the warm start for the "
-                "rest",
+               "1.59 (seed 0), and on dense -> basic 1.35 (seed 0), so the preset "
+               "keeps the warm start",
+        "next": "why the solved start wins on basic -> conv and not on dense -> basic, "
+                "whose solved steps also start higher (the DenseNet reading); until "
+                "then `--solve auto` is the user's choice for ResNet -> plain, not the "
+                "preset's",
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
