@@ -74,7 +74,7 @@ class RecastConfig:
         "closed-form warm start before each step's SGD: target fits the new block's last "
         "conv to the teacher block's pre-activation by least squares; target+next also "
         "re-solves the rebuilt next block's input conv on the kept channels; auto: target "
-        "on the steps that change a block's kind (basic -> conv, dense -> basic), none on "
+        "on the steps that change a block's kind (as basic -> conv), none on "
         "those that keep it", choices=("none", "auto", "target", "target+next")))
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
