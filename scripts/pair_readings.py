@@ -71,20 +71,23 @@ READINGS: dict[str, dict[str, str]] = {
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
-               "0.41) the preset still ends under scratch (77.71, seed 0). Its three "
-               "steps leave the partial net at 40%, 49% and 52%: no warm start fills a "
-               "basic block from a dense one, so each target starts from random "
-               "weights. The closed-form start lifts the steps to 69%, 62% and 63% "
-               "(pre-activation MSE cut 7.9x, 3.2x and 1.5x) yet ends lower still with "
-               "the one-epoch warm-up (76.36, seed 0): a better start after the steps "
-               "does not carry through the 14.4-epoch fine-tune here, unlike on "
-               "ResNet-56 -> plain. The last block's MSE (3.8-5.9) is over 200x the others', "
-               "the block before the head",
-        "next": "what the warm-up and the closed form each add on this pair (the "
-                "closed form without the warm-up, `solve-ce-sgd-lr02`), the "
-                "alternatives on this teacher (kd-mse, KD), then seeds 1-2; the "
-                "closed-form rule stays out of the preset, which it would cost 1.35 "
-                "points here",
+               "0.41) the preset ends under scratch (77.71 and 77.51, seeds 0-1), and "
+               "kd-mse, the best alternative, reaches 79.28 (seed 0). The preset's "
+               "three steps leave the partial net at 40%, 49% and 52%: no warm start "
+               "fills a basic block from a dense one, so each target starts from "
+               "random weights. The closed-form start lifts the steps to 69%, 62% and "
+               "63% (pre-activation MSE cut 7.9x, 3.2x and 1.5x) yet ends lower: 76.09 "
+               "without the warm-up, 76.36 with it (seed 0). So the fit, not the "
+               "warm-up, costs here, and a better start after the steps does not carry "
+               "through the 14.4-epoch fine-tune as it does on ResNet-56 -> plain. The "
+               "last block's MSE (3.8-5.9) is over 200x the others', the block before "
+               "the head",
+        "next": "a warm start for dense -> basic (the basic block's first conv from "
+                "the dense block's convs, not random), and a fine-tune that keeps "
+                "the teacher's signal (kd-mse's logit MSE + CE wins here, where it did "
+                "not after the warm start on other pairs: `loss-mse-ce`); the "
+                "closed-form rule stays out of the preset, which it would cost about "
+                "1.4 points here",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
