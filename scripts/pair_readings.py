@@ -71,7 +71,7 @@ READINGS: dict[str, dict[str, str]] = {
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
-               "0.41) the preset ends under scratch (77.71 and 77.51, seeds 0-1), and "
+               "0.41) the preset ends under scratch (77.45 ± 0.29, 3 seeds), and "
                "kd-mse, the best alternative, reaches 79.28 (seed 0). The preset's "
                "three steps leave the partial net at 40%, 49% and 52%: no warm start "
                "fills a basic block from a dense one, so each target starts from "
