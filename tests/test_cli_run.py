@@ -171,4 +171,6 @@ def test_a_resume_keeps_the_settings_the_run_started_with(run_dir, monkeypatch) 
     monkeypatch.setitem(settings.PRESETS, "smoke", {"lr": 0.5})
     spec = RunSpec.from_json(saved)
     recorded = json.loads((run_dir / "config.json").read_text())["recast"]
-    assert spec.config.split(8).to_json() == recorded
+    # config.json holds the settings as run: the unset warm-up settled (no step of
+    # this run is solved in closed form)
+    assert spec.config.split(8).settle_warmup(solved=False).to_json() == recorded
