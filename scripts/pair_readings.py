@@ -72,7 +72,7 @@ READINGS: dict[str, dict[str, str]] = {
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
                "0.41) the preset ends under scratch (77.45 ± 0.29, 3 seeds), and "
-               "kd-mse, the best alternative, reaches 79.28 (seed 0). The preset's "
+               "KD and kd-mse reach 79.31 and 79.28 (seed 0 each). The preset's "
                "three steps leave the partial net at 40%, 49% and 52%: no warm start "
                "fills a basic block from a dense one, so each target starts from "
                "random weights. The closed-form start lifts the steps to 69%, 62% and "
@@ -84,8 +84,8 @@ READINGS: dict[str, dict[str, str]] = {
                "the head",
         "next": "a warm start for dense -> basic (the basic block's first conv from "
                 "the dense block's convs, not random), and a fine-tune that keeps "
-                "the teacher's signal (kd-mse's logit MSE + CE wins here, where it did "
-                "not after the warm start on other pairs: `loss-mse-ce`); the "
+                "the teacher's signal (KD and kd-mse win here, where they did not after "
+                "the warm start on other pairs: `warm-kd-sgd-lr02`, `loss-mse-ce`); the "
                 "closed-form rule stays out of the preset, which it would cost about "
                 "1.4 points here",
     },
