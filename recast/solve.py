@@ -186,6 +186,11 @@ def can_solve(target: nn.Module) -> bool:
     return isinstance(block, (ConvBlock, BasicBlock))
 
 
+def keeps_fit(before: float, after: float) -> bool:
+    """Whether a fit is kept: only if it does not raise the MSE (NaN never passes)."""
+    return after <= before
+
+
 @torch.no_grad()
 def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tensor,
                 teacher_inputs: Tensor, out_idx: Tensor | None = None, ridge: float = 1e-3,
@@ -224,13 +229,13 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
         weight, bias = fit_conv(conv, hidden, goal, ridge, max_positions, generator)
         install_linear_fit(conv, bn, weight, bias, hidden)
         after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
-        if not after <= before:
+        if not (kept := keeps_fit(before, after)):
             block.load_state_dict(saved)
     finally:
         for module, mode in modes:
             module.training = mode
     return {"mse_before": before, "mse_after": after, "teacher_var": float(expected.var()),
-            "solved": float(after <= before)}
+            "solved": float(kept)}
 
 
 @torch.no_grad()
@@ -251,13 +256,13 @@ def fit_next_conv(conv: nn.Conv2d, bn: nn.Module | None, teacher_conv: nn.Conv2d
     before = float(F.mse_loss(conv(student_inputs), expected))
     weight, bias = fit_conv(conv, student_inputs, expected, ridge, max_positions, generator)
     after = float(F.mse_loss(_conv(conv, student_inputs, weight, bias), expected))
-    if after <= before:
+    if kept := keeps_fit(before, after):
         conv.weight.copy_(weight)
         if conv.bias is not None:
             conv.bias.copy_(bias)
         elif bn is not None and getattr(bn, "running_mean", None) is not None:
             bn.running_mean.sub_(bias)
-    return {"mse_before": before, "mse_after": after, "solved": float(after <= before)}
+    return {"mse_before": before, "mse_after": after, "solved": float(kept)}
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from recast.losses import BLOCK_LOSSES, weights_of
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
+from recast.solve import keeps_fit
 from recast.step_fit import calibration_images, recalibrate, solve_step
 from recast.surgery import StudentSurgery, run_blocks
 from recast.training import evaluate, run_batches
@@ -53,7 +54,8 @@ class StepRecord:
     def fit_kept(self) -> bool:
         """Whether the closed-form fit ran and was kept (a fit that raised the MSE is
         thrown away: recast/solve.py)."""
-        return self.fit_mse_after is not None and self.fit_mse_after <= self.fit_mse_before
+        return self.fit_mse_after is not None and keeps_fit(self.fit_mse_before,
+                                                             self.fit_mse_after)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
