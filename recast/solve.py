@@ -8,7 +8,6 @@ Neural Networks"; ThiNet). Positions come from a fixed-seed generator unless
 one is given: a fit never consumes the global RNG a resumed run replays.
 """
 
-import itertools
 from typing import Iterable
 
 import torch
@@ -18,9 +17,6 @@ from torch import Tensor, fx, nn
 from blocks import BasicBlock, ConvBlock
 from recast.errors import RecastError
 from recast.ops import node_role, target_name
-
-_BatchNorm = nn.modules.batchnorm._BatchNorm
-
 
 def _padded(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """``x`` padded as the conv pads it (any padding and padding mode)."""
@@ -263,42 +259,3 @@ def fit_next_conv(conv: nn.Conv2d, bn: nn.Module | None, teacher_conv: nn.Conv2d
         elif bn is not None and getattr(bn, "running_mean", None) is not None:
             bn.running_mean.sub_(bias)
     return {"mse_before": before, "mse_after": after, "solved": float(kept)}
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable, max_batches: int = 200,
-                   device: torch.device | str | None = None) -> int:
-    """Re-estimate every BN's running statistics on ``batches``; returns images used.
-
-    Changed weights leave statistics of activations that no longer occur. They
-    are averaged afresh (momentum None) over up to ``max_batches`` batches of
-    tensors or (x, y) pairs, BNs in train mode and the rest in eval mode (no
-    dropout); momentum and modes are restored.
-    """
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    if not norms:
-        return 0
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None or max_batches < 1:
-        raise RecastError("recalibrate_bn got no batches; pass a loader that yields images")
-    device = device or next(model.parameters(), torch.zeros(0)).device
-    modes = [(m, m.training) for m in model.modules()]
-    momenta = [norm.momentum for norm in norms]
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
-    images = 0
-    try:
-        for batch in itertools.islice(itertools.chain([first], batches), max_batches):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x.to(device))
-            images += len(x)
-    finally:
-        for norm, momentum in zip(norms, momenta):
-            norm.momentum = momentum
-        for module, mode in modes:
-            module.training = mode
-    return images

@@ -11,7 +11,8 @@ from blocks import BasicBlock, ConvBlock
 from recast.errors import RecastError
 from recast.models import build_model
 from recast.solve import (activation_tail, fit_conv, fit_next_conv, install_linear_fit,
-                          preactivation, recalibrate_bn, solve_block)
+                          preactivation, solve_block)
+from recast.step_fit import recalibrate_bn
 from recast.walker import walk
 
 try:  # the shortcut warm start lives with the conv block kind (formerly recast.warmstart)
