@@ -150,7 +150,7 @@ class RecastConfig:
         auto fits only a change of kind, where the warm start keeps least of the
         teacher's block; where the warm start copies the block's own kind the fit
         cost accuracy (benchmarks/cifar10.md: ResNet-56 -> plain vs WRN basic -> basic).
-        Not every change of kind gains: on DenseNet dense -> basic the fit cost 1.6.
+        Not every change of kind gains: on DenseNet dense -> basic the fit cost 1.6 (seed 0).
         """
         if self.solve == "auto":
             return "target" if kind != target else "none"
@@ -159,7 +159,7 @@ class RecastConfig:
     def settle_warmup(self, solved: bool) -> "RecastConfig":
         """This config with an unset fine-tune warm-up decided: one epoch after a
         closed-form start (on ResNet-56 -> plain it lifted the solved start's end by
-        1.4 points), a tenth of a shorter fine-tune (the ramp scales the whole
+        1.4 points, seed 0), a tenth of a shorter fine-tune (the ramp scales the whole
         schedule, so a ramp as long as the phase would never reach the rate), else none."""
         if self.finetune_warmup is not None:
             return self

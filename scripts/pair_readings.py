@@ -86,8 +86,8 @@ READINGS: dict[str, dict[str, str]] = {
                 "the dense block's convs, not random), and a fine-tune that keeps "
                 "the teacher's signal (KD and kd-mse win here, where they did not after "
                 "the warm start on other pairs: `warm-kd-sgd-lr02`, `loss-mse-ce`); the "
-                "closed-form rule stays out of the preset, which it would cost about "
-                "1.4 points here",
+                "closed-form rule stays out of the preset, which it cost 1.35-1.62 "
+                "points here (seed 0)",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
