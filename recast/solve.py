@@ -188,6 +188,36 @@ def keeps_fit(before: float, after: float) -> bool:
 
 
 @torch.no_grad()
+def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
+    """Set every BN's running statistics in ``block`` to those ``inputs`` give it.
+
+    A fit runs in eval mode, so it reads hidden features through the running
+    statistics; training reads them through the batch's. A random or narrowed
+    conv keeps BN's initial mean 0 and variance 1 while its outputs vary far
+    less (variance 0.002-0.4 on DenseNet -> basic): the fit then learned on
+    features training never sees, ended above the unfitted block's MSE in train
+    mode and grew its filters 3-85x, which SGD barely moves. Each BN, in block
+    order, gets the biased statistics train mode divides by.
+    """
+    def from_input(bn: nn.Module, args: tuple[Tensor, ...]) -> None:
+        var, mean = torch.var_mean(args[0].transpose(0, 1).flatten(1), dim=1, unbiased=False)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+
+    hooks = [m.register_forward_pre_hook(from_input) for m in block.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+    training = [(m, m.training) for m in block.modules()]
+    block.eval()
+    try:
+        block(inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, mode in training:
+            module.training = mode
+
+
+@torch.no_grad()
 def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tensor,
                 teacher_inputs: Tensor, out_idx: Tensor | None = None, ridge: float = 1e-3,
                 max_positions: int = 4096, generator: torch.Generator | None = None
@@ -196,9 +226,11 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
 
     Inputs: the same images as this block's input in the student and in the
     teacher; ``out_idx``: the teacher channels the target keeps (None: all). A
-    BasicBlock's conv2 fits the teacher minus the shortcut. Runs in eval mode,
-    restores modes, keeps the fit only if it lowers the MSE on these inputs.
-    Returns mse_before, mse_after, teacher_var and solved (1.0 if kept).
+    BasicBlock's conv2 fits the teacher minus the shortcut. Its BNs first get
+    these inputs' statistics (:func:`match_batch_statistics`), so the fit reads
+    what training will. Runs in eval mode, restores modes, keeps the fit only if
+    it lowers the MSE on these inputs (else the block is as it came). Returns
+    mse_before (with the inputs' statistics), mse_after, teacher_var and solved.
     """
     if not can_solve(target):
         raise RecastError(f"solve_block handles ConvBlock and BasicBlock targets, not "
@@ -217,6 +249,7 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
                               f"the target {conv.out_channels}; pass out_idx, the teacher "
                               f"channels the target keeps")
         saved = {k: v.clone() for k, v in block.state_dict().items()}
+        match_batch_statistics(block, student_inputs)
         before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
         hidden, goal = student_inputs, expected
         if isinstance(block, BasicBlock):
