@@ -2,10 +2,10 @@
 
 Where a linear map can reproduce the teacher, one least-squares solve replaces
 many SGD steps: a conv -> BN -> ReLU target's last conv is fitted to the teacher
-block's pre-activation; the conv after a narrowed output is re-solved from the
-kept channels (He et al. 2017, "Channel Pruning for Accelerating Very Deep
-Neural Networks"; ThiNet). Positions come from a fixed-seed generator unless
-one is given: a fit never consumes the global RNG a resumed run replays.
+block's pre-activation (a basic target's conv2 with its projection shortcut);
+the conv after a narrowed output is re-solved from the kept channels (He et
+al. 2017, "Channel Pruning for Accelerating Very Deep Neural Networks";
+ThiNet). The arithmetic is recast/least_squares.py.
 """
 
 from typing import Iterable
@@ -16,97 +16,8 @@ from torch import Tensor, fx, nn
 
 from blocks import BasicBlock, ConvBlock
 from recast.errors import RecastError
+from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit
 from recast.ops import node_role, target_name
-
-def _padded(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """``x`` padded as the conv pads it (any padding and padding mode)."""
-    (dh, dw), (kh, kw) = conv.dilation, conv.kernel_size
-    if isinstance(conv.padding, str):  # 'same' puts the odd pixel on the far side
-        th, tw = (dh * (kh - 1), dw * (kw - 1)) if conv.padding == "same" else (0, 0)
-        pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
-    else:
-        pads = (conv.padding[1],) * 2 + (conv.padding[0],) * 2
-    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-    return F.pad(x, pads, mode=mode) if any(pads) else x
-
-
-def _conv(conv: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    return F.conv2d(_padded(conv, x), weight, bias, conv.stride, 0, conv.dilation)
-
-
-def _patches(conv: nn.Conv2d, inputs: Tensor, picks: Tensor, positions: int) -> Tensor:
-    """im2col rows (len(picks), C_in*kh*kw) at flat (image, output position) indices."""
-    padded, image, place = _padded(conv, inputs), picks // positions, picks % positions
-    chunk = max(1, 2 ** 24 // (conv.weight[0].numel() * positions))  # bounds unfold's memory
-    rows = []
-    for start in range(0, inputs.shape[0], chunk):
-        inside = (image >= start) & (image < start + chunk)
-        if inside.any():
-            cols = F.unfold(padded[start:start + chunk], conv.kernel_size, conv.dilation,
-                            0, conv.stride)
-            rows.append(cols[image[inside] - start, :, place[inside]])
-    return torch.cat(rows)
-
-
-@torch.no_grad()
-def fit_conv(conv: nn.Conv2d, inputs: Tensor, targets: Tensor, ridge: float = 1e-3,
-             max_positions: int = 4096, generator: torch.Generator | None = None
-             ) -> tuple[Tensor, Tensor]:
-    """Ridge least-squares (weight, bias) with ``conv(inputs; weight) + bias ~= targets``.
-
-    The ridge, relative to the Gram matrix's mean diagonal (scale-free), spares
-    the bias. ``max_positions`` random output positions over images and space
-    far outnumber the C_in*kh*kw + 1 unknowns. ``conv`` is only read.
-    """
-    if conv.groups != 1:
-        raise RecastError(f"fit_conv needs groups=1, got {conv.groups}; keep the warm start")
-    if inputs.dim() != 4 or inputs.shape[1] != conv.in_channels or targets.shape != (
-            len(inputs), conv.out_channels, *_conv(conv, inputs[:1], conv.weight, None).shape[2:]):
-        raise RecastError(f"fit_conv: inputs {tuple(inputs.shape)} and targets "
-                          f"{tuple(targets.shape)} do not fit {conv}; pass the conv's own input "
-                          f"and targets shaped like its output")
-    positions = targets[0, 0].numel()
-    generator = generator or torch.Generator().manual_seed(0)
-    picks = torch.randperm(len(targets) * positions, generator=generator)[:max_positions]
-    picks = picks.sort().values.to(inputs.device)
-    x = F.pad(_patches(conv, inputs, picks, positions).double().cpu(), (0, 1), value=1.0)
-    y = targets.flatten(2)[picks // positions, :, picks % positions]
-    gram, moment = x.T @ x, x.T @ y.double().cpu()
-    features = gram.shape[0] - 1
-    gram.diagonal()[:features] += ridge * gram.diagonal()[:features].mean()
-    factor, info = torch.linalg.cholesky_ex(gram)
-    solution = torch.cholesky_solve(moment, factor) if int(info) == 0 \
-        else torch.linalg.pinv(gram, hermitian=True) @ moment  # rank-deficient, no ridge
-    solution = solution.to(conv.weight.device, conv.weight.dtype)
-    return solution[:features].T.reshape(conv.weight.shape).contiguous(), solution[features]
-
-
-@torch.no_grad()
-def install_linear_fit(conv: nn.Conv2d, bn: nn.Module | None, weight: Tensor, bias: Tensor,
-                       inputs: Tensor) -> None:
-    """Make ``bn(conv(x)) ~= conv2d(x, weight) + bias`` in eval and in train mode.
-
-    BN gets the statistics of ``conv(inputs)`` and an affine part that undoes
-    them (identity plus ``bias``), so batch and running statistics agree and
-    training starts where the fit is. Without a BN the bias goes to conv.bias.
-    """
-    conv.weight.copy_(weight)
-    if bn is None:
-        if conv.bias is not None:
-            conv.bias.copy_(bias)
-        return
-    if not getattr(bn, "affine", False):
-        raise RecastError(f"cannot install a fit into {type(bn).__name__} without affine "
-                          f"parameters; build the target's BN with affine=True")
-    if conv.bias is not None:
-        conv.bias.zero_()
-    # the biased variance is what BN divides by in train mode: exact on this batch
-    var, mean = torch.var_mean(conv(inputs).transpose(0, 1).flatten(1), dim=1, unbiased=False)
-    if bn.running_mean is not None:
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-    bn.weight.copy_((var + bn.eps).sqrt())
-    bn.bias.copy_(mean + bias)
 
 
 def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
@@ -226,7 +137,8 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
 
     Inputs: the same images as this block's input in the student and in the
     teacher; ``out_idx``: the teacher channels the target keeps (None: all). A
-    BasicBlock's conv2 fits the teacher minus the shortcut. Its BNs first get
+    BasicBlock's conv2 fits the teacher minus an identity shortcut, or together
+    with a projection shortcut's conv (the paths add up). Its BNs first get
     these inputs' statistics (:func:`match_batch_statistics`), so the fit reads
     what training will. Runs in eval mode, restores modes, keeps the fit only if
     it lowers the MSE on these inputs (else the block is as it came). Returns
@@ -251,11 +163,21 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
         saved = {k: v.clone() for k, v in block.state_dict().items()}
         match_batch_statistics(block, student_inputs)
         before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
-        hidden, goal = student_inputs, expected
+        hidden, goal, side = student_inputs, expected, None
         if isinstance(block, BasicBlock):
             hidden = F.relu(block.bn1(block.conv1(student_inputs)))
-            goal = expected - block.shortcut(student_inputs)
-        weight, bias = fit_conv(conv, hidden, goal, ridge, max_positions, generator)
+            if isinstance(block.shortcut, nn.Sequential):  # a projection: fitted with conv2
+                side = block.shortcut
+            else:
+                goal = expected - block.shortcut(student_inputs)
+        if side is None:
+            weight, bias = fit_conv(conv, hidden, goal, ridge, max_positions, generator)
+        else:
+            (weight, side_weight), bias = fit_convs(
+                [(conv, hidden), (side[0], student_inputs)], goal, ridge, max_positions,
+                generator)
+            install_linear_fit(side[0], side[1], side_weight, torch.zeros_like(bias),
+                               student_inputs)
         install_linear_fit(conv, bn, weight, bias, hidden)
         after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
         if not (kept := keeps_fit(before, after)):
@@ -284,7 +206,7 @@ def fit_next_conv(conv: nn.Conv2d, bn: nn.Module | None, teacher_conv: nn.Conv2d
     expected = teacher_inputs if teacher_conv is None else teacher_conv(teacher_inputs)
     before = float(F.mse_loss(conv(student_inputs), expected))
     weight, bias = fit_conv(conv, student_inputs, expected, ridge, max_positions, generator)
-    after = float(F.mse_loss(_conv(conv, student_inputs, weight, bias), expected))
+    after = float(F.mse_loss(apply_conv(conv, student_inputs, weight, bias), expected))
     if kept := keeps_fit(before, after):
         conv.weight.copy_(weight)
         if conv.bias is not None:

@@ -10,8 +10,9 @@ from torch import fx, nn
 from blocks import BasicBlock, ConvBlock
 from recast.errors import RecastError
 from recast.models import build_model
-from recast.solve import (activation_tail, fit_conv, fit_next_conv, install_linear_fit,
-                          match_batch_statistics, preactivation, solve_block)
+from recast.least_squares import fit_conv, fit_convs, install_linear_fit
+from recast.solve import (activation_tail, fit_next_conv, match_batch_statistics, preactivation,
+                          solve_block)
 from recast.step_fit import recalibrate_bn
 from recast.walker import walk
 
@@ -56,6 +57,18 @@ def test_fit_conv_recovers_a_known_conv_from_its_outputs(kernel, stride, padding
     torch.testing.assert_close(bias, conv.bias.detach(), atol=1e-5, rtol=0)
     for name, value in conv.state_dict().items():  # only read
         assert torch.equal(value, original[name])
+
+
+def test_fit_convs_recovers_two_convs_whose_outputs_add_up():
+    """A main path's 3x3 conv and a stride-2 1x1 shortcut, as in a residual block."""
+    main, side = nn.Conv2d(5, 6, 3, 1, 1, bias=False), nn.Conv2d(3, 6, 1, 2, bias=False)
+    hidden, x, bias = torch.randn(4, 5, 5, 5), torch.randn(4, 3, 10, 10), torch.randn(6)
+    with torch.no_grad():
+        y = main(hidden) + side(x) + bias.view(1, -1, 1, 1)
+    (main_weight, side_weight), got_bias = fit_convs([(main, hidden), (side, x)], y, ridge=0.0)
+    torch.testing.assert_close(main_weight, main.weight.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(side_weight, side.weight.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got_bias, bias, atol=1e-5, rtol=0)
 
 
 def test_fit_conv_refuses_a_grouped_conv():
@@ -221,6 +234,22 @@ def test_solve_block_recovers_a_basic_block_conv2_through_the_shortcut(resnet_ch
     source = copy.deepcopy(block.module)
     match_batch_statistics(source, x)  # the fit gives its target the inputs' statistics too
     result = solve_block(source, nn.Sequential(basic, nn.Identity()), x, x, ridge=1e-8)
+    assert result["mse_after"] < 1e-6 * result["teacher_var"] < result["mse_before"]
+
+
+def test_solve_block_fits_a_random_projection_shortcut_with_conv2(resnet_chain):
+    """The teacher's output is its conv2 path plus its projection: with conv1 and bn1
+    the teacher's and a random shortcut, fitting both paths at once is exact."""
+    model, chain = resnet_chain
+    block = chain.blocks[4]  # projection shortcut
+    teacher = model.get_submodule(block.name)
+    basic = BasicBlock(block.in_channels, block.out_channels, block.stride)
+    basic.conv1.load_state_dict(teacher.conv1.state_dict())
+    basic.bn1.load_state_dict(teacher.bn1.state_dict())
+    x = torch.randn(16, *block.in_shape[1:])
+    source = copy.deepcopy(block.module)
+    match_batch_statistics(source, x)
+    result = solve_block(source, basic, x, x, ridge=1e-8)
     assert result["mse_after"] < 1e-6 * result["teacher_var"] < result["mse_before"]
 
 
