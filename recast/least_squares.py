@@ -53,18 +53,22 @@ def fit_convs(parts: list[tuple[nn.Conv2d, Tensor]], targets: Tensor, ridge: flo
     targets`` over the (conv, its input) ``parts``, as a residual block's main path and
     projection shortcut add up.
 
-    The ridge, relative to the Gram matrix's mean diagonal (scale-free), spares
-    the bias. ``max_positions`` random output positions over images and space
-    far outnumber the unknowns. The convs are only read.
+    The ridge, relative to each part's mean diagonal of the Gram matrix (scale-
+    free per path: a shortcut reading small raw inputs is not shrunk more than a
+    main path reading normalised ones), spares the bias. ``max_positions``
+    random output positions over images and space; where the unknowns come
+    near them, the ridge keeps the solve well posed. The convs are only read.
     """
+    if not parts:
+        raise RecastError("fit_convs needs at least one (conv, inputs) part")
     for conv, inputs in parts:
         if conv.groups != 1:
-            raise RecastError(f"fit_conv needs groups=1, got {conv.groups}; keep the warm "
+            raise RecastError(f"fit_convs needs groups=1, got {conv.groups}; keep the warm "
                               f"start")
         if inputs.dim() != 4 or inputs.shape[1] != conv.in_channels or targets.shape != (
                 len(inputs), conv.out_channels,
                 *apply_conv(conv, inputs[:1], conv.weight, None).shape[2:]):
-            raise RecastError(f"fit_conv: inputs {tuple(inputs.shape)} and targets "
+            raise RecastError(f"fit_convs: inputs {tuple(inputs.shape)} and targets "
                               f"{tuple(targets.shape)} do not fit {conv}; pass the conv's own "
                               f"input and targets shaped like its output")
     positions = targets[0, 0].numel()
@@ -76,8 +80,11 @@ def fit_convs(parts: list[tuple[nn.Conv2d, Tensor]], targets: Tensor, ridge: flo
     x = F.pad(x, (0, 1), value=1.0)
     y = targets.flatten(2)[picks // positions, :, picks % positions]
     gram, moment = x.T @ x, x.T @ y.double().cpu()
-    features = gram.shape[0] - 1
-    gram.diagonal()[:features] += ridge * gram.diagonal()[:features].mean()
+    features, start = gram.shape[0] - 1, 0
+    for conv, _ in parts:
+        diagonal = gram.diagonal()[start:start + conv.weight[0].numel()]
+        diagonal += ridge * diagonal.mean()
+        start += len(diagonal)
     factor, info = torch.linalg.cholesky_ex(gram)
     solution = torch.cholesky_solve(moment, factor) if int(info) == 0 \
         else torch.linalg.pinv(gram, hermitian=True) @ moment  # rank-deficient, no ridge
@@ -109,14 +116,14 @@ def install_linear_fit(conv: nn.Conv2d, bn: nn.Module | None, weight: Tensor, bi
     them (identity plus ``bias``), so batch and running statistics agree and
     training starts where the fit is. Without a BN the bias goes to conv.bias.
     """
+    if bn is not None and not getattr(bn, "affine", False):
+        raise RecastError(f"cannot install a fit into {type(bn).__name__} without affine "
+                          f"parameters; build the target's BN with affine=True")
     conv.weight.copy_(weight)
     if bn is None:
         if conv.bias is not None:
             conv.bias.copy_(bias)
         return
-    if not getattr(bn, "affine", False):
-        raise RecastError(f"cannot install a fit into {type(bn).__name__} without affine "
-                          f"parameters; build the target's BN with affine=True")
     if conv.bias is not None:
         conv.bias.zero_()
     # the biased variance is what BN divides by in train mode: exact on this batch

@@ -108,7 +108,9 @@ def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
     less (variance 0.002-0.4 on DenseNet -> basic): the fit then learned on
     features training never sees, ended above the unfitted block's MSE in train
     mode and grew its filters 3-85x, which SGD barely moves. Each BN, in block
-    order, gets the biased statistics train mode divides by.
+    order, gets the biased statistics train mode divides by. Runs ``block`` on
+    ``inputs`` in eval mode: a block that changes its input in place changes
+    ``inputs``.
     """
     def from_input(bn: nn.Module, args: tuple[Tensor, ...]) -> None:
         var, mean = torch.var_mean(args[0].transpose(0, 1).flatten(1), dim=1, unbiased=False)
@@ -128,12 +130,34 @@ def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
             module.training = mode
 
 
+def _fit_last_conv(block: nn.Module, inputs: Tensor, expected: Tensor, ridge: float,
+                   max_positions: int, generator: torch.Generator | None) -> None:
+    """Install the least-squares fit of ``block``'s last conv (with a projection
+    shortcut's conv, the paths adding up) to ``expected``, its pre-activation."""
+    if isinstance(block, ConvBlock):
+        weight, bias = fit_conv(block.conv, inputs, expected, ridge, max_positions, generator)
+        install_linear_fit(block.conv, block.bn, weight, bias, inputs)
+        return
+    hidden = F.relu(block.bn1(block.conv1(inputs)))
+    side = block.shortcut
+    if not isinstance(side, nn.Sequential):  # the identity: fit what it leaves
+        weight, bias = fit_conv(block.conv2, hidden, expected - side(inputs), ridge,
+                                max_positions, generator)
+    else:
+        (weight, side_weight), bias = fit_convs(
+            [(block.conv2, hidden), (side[0], inputs)], expected, ridge, max_positions,
+            generator)
+        install_linear_fit(side[0], side[1], side_weight, torch.zeros_like(bias), inputs)
+    install_linear_fit(block.conv2, block.bn2, weight, bias, hidden)
+
+
 @torch.no_grad()
 def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tensor,
                 teacher_inputs: Tensor, out_idx: Tensor | None = None, ridge: float = 1e-3,
                 max_positions: int = 4096, generator: torch.Generator | None = None
                 ) -> dict[str, float]:
-    """Fit the target's last conv so its pre-activation matches the teacher block's.
+    """Fit the target's last conv (and a projection shortcut) so its pre-activation
+    matches the teacher block's, its BNs first given the inputs' statistics.
 
     Inputs: the same images as this block's input in the student and in the
     teacher; ``out_idx``: the teacher channels the target keeps (None: all). A
@@ -141,14 +165,15 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
     with a projection shortcut's conv (the paths add up). Its BNs first get
     these inputs' statistics (:func:`match_batch_statistics`), so the fit reads
     what training will. Runs in eval mode, restores modes, keeps the fit only if
-    it lowers the MSE on these inputs (else the block is as it came). Returns
-    mse_before (with the inputs' statistics), mse_after, teacher_var and solved.
+    it lowers the MSE on these inputs (else, or on an error, the block is as it
+    came). Returns mse_before (with the inputs' statistics, so not the block as
+    it came), mse_after, teacher_var and solved (1.0 if kept).
     """
     if not can_solve(target):
         raise RecastError(f"solve_block handles ConvBlock and BasicBlock targets, not "
                           f"{type(target).__name__}; keep the warm start for this block")
     block = target[0] if isinstance(target, nn.Sequential) else target
-    conv, bn = (block.conv, block.bn) if isinstance(block, ConvBlock) else (block.conv2, block.bn2)
+    conv = block.conv if isinstance(block, ConvBlock) else block.conv2
     modes = [(m, m.training) for m in [*source.modules(), *target.modules()]]
     source.eval()
     target.eval()
@@ -161,25 +186,14 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
                               f"the target {conv.out_channels}; pass out_idx, the teacher "
                               f"channels the target keeps")
         saved = {k: v.clone() for k, v in block.state_dict().items()}
-        match_batch_statistics(block, student_inputs)
-        before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
-        hidden, goal, side = student_inputs, expected, None
-        if isinstance(block, BasicBlock):
-            hidden = F.relu(block.bn1(block.conv1(student_inputs)))
-            if isinstance(block.shortcut, nn.Sequential):  # a projection: fitted with conv2
-                side = block.shortcut
-            else:
-                goal = expected - block.shortcut(student_inputs)
-        if side is None:
-            weight, bias = fit_conv(conv, hidden, goal, ridge, max_positions, generator)
-        else:
-            (weight, side_weight), bias = fit_convs(
-                [(conv, hidden), (side[0], student_inputs)], goal, ridge, max_positions,
-                generator)
-            install_linear_fit(side[0], side[1], side_weight, torch.zeros_like(bias),
-                               student_inputs)
-        install_linear_fit(conv, bn, weight, bias, hidden)
-        after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
+        try:
+            match_batch_statistics(block, student_inputs)
+            before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
+            _fit_last_conv(block, student_inputs, expected, ridge, max_positions, generator)
+            after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
+        except BaseException:
+            block.load_state_dict(saved)  # never half a fit
+            raise
         if not (kept := keeps_fit(before, after)):
             block.load_state_dict(saved)
     finally:

@@ -1,7 +1,8 @@
 """Closed-form fits inside a recast step, before and after its SGD.
 
-``--solve target`` fits the new target block's last conv to the teacher block's
-pre-activation by least squares (recast/solve.py) on a fixed calibration set;
+``--solve target`` fits the new target block's last conv (and a projection
+shortcut) to the teacher block's pre-activation by least squares, its BNs first
+given the calibration images' statistics (recast/solve.py) on a fixed set;
 ``--solve target+next`` also re-solves the first conv(s) of the rebuilt next
 block on the kept channels (He et al. 2017; ThiNet). ``--bn-recalibration N``
 re-estimates the student's BN statistics on N calibration images after each

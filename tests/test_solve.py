@@ -10,7 +10,6 @@ from torch import fx, nn
 from blocks import BasicBlock, ConvBlock
 from recast.errors import RecastError
 from recast.models import build_model
-from recast.least_squares import fit_conv, fit_convs, install_linear_fit
 from recast.solve import (activation_tail, fit_next_conv, match_batch_statistics, preactivation,
                           solve_block)
 from recast.step_fit import recalibrate_bn
@@ -41,72 +40,6 @@ def _randomise_bn(module: nn.Module) -> None:
 def _images(data_set, count: int, mean, std) -> torch.Tensor:
     scale = torch.tensor(std).view(1, -1, 1, 1) * 255
     return (data_set.images[:count].float() - torch.tensor(mean).view(1, -1, 1, 1) * 255) / scale
-
-
-@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0)],
-                         ids=["3x3-stride1", "3x3-stride2", "1x1"])
-def test_fit_conv_recovers_a_known_conv_from_its_outputs(kernel, stride, padding):
-    conv = nn.Conv2d(3, 5, kernel, stride, padding)
-    original = copy.deepcopy(conv.state_dict())
-    x = torch.randn(4, 3, 9, 9)
-    with torch.no_grad():
-        y = conv(x)
-    weight, bias = fit_conv(conv, x, y, ridge=0.0)
-    assert weight.shape == conv.weight.shape and bias.shape == (5,)
-    torch.testing.assert_close(weight, conv.weight.detach(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(bias, conv.bias.detach(), atol=1e-5, rtol=0)
-    for name, value in conv.state_dict().items():  # only read
-        assert torch.equal(value, original[name])
-
-
-def test_fit_convs_recovers_two_convs_whose_outputs_add_up():
-    """A main path's 3x3 conv and a stride-2 1x1 shortcut, as in a residual block."""
-    main, side = nn.Conv2d(5, 6, 3, 1, 1, bias=False), nn.Conv2d(3, 6, 1, 2, bias=False)
-    hidden, x, bias = torch.randn(4, 5, 5, 5), torch.randn(4, 3, 10, 10), torch.randn(6)
-    with torch.no_grad():
-        y = main(hidden) + side(x) + bias.view(1, -1, 1, 1)
-    (main_weight, side_weight), got_bias = fit_convs([(main, hidden), (side, x)], y, ridge=0.0)
-    torch.testing.assert_close(main_weight, main.weight.detach(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(side_weight, side.weight.detach(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(got_bias, bias, atol=1e-5, rtol=0)
-
-
-def test_fit_conv_refuses_a_grouped_conv():
-    conv = nn.Conv2d(4, 4, 3, padding=1, groups=2)
-    with pytest.raises(RecastError, match="groups"):
-        fit_conv(conv, torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6))
-
-
-def _fit_pair():
-    conv, bn = nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
-    weight, bias = torch.randn(6, 3, 3, 3), torch.randn(6)
-    return conv, bn, weight, bias, 2 + 3 * torch.randn(8, 3, 10, 10)
-
-
-def test_install_linear_fit_makes_bn_conv_the_fit_in_eval_mode():
-    conv, bn, weight, bias, x = _fit_pair()
-    install_linear_fit(conv, bn, weight, bias, x)
-    held_out = 2 + 3 * torch.randn(4, 3, 10, 10)
-    with torch.no_grad():
-        got = bn.eval()(conv(held_out))
-    torch.testing.assert_close(got, F.conv2d(held_out, weight, bias, padding=1),
-                               atol=1e-4, rtol=1e-5)
-
-
-def test_install_linear_fit_holds_in_train_mode_on_the_same_batch():
-    conv, bn, weight, bias, x = _fit_pair()
-    install_linear_fit(conv, bn, weight, bias, x)
-    with torch.no_grad():
-        got = bn.train()(conv(x))
-    torch.testing.assert_close(got, F.conv2d(x, weight, bias, padding=1), atol=1e-3, rtol=1e-4)
-
-
-def test_install_linear_fit_without_bn_uses_the_conv_bias():
-    conv = nn.Conv2d(3, 6, 3, padding=1)
-    weight, bias, x = torch.randn(6, 3, 3, 3), torch.randn(6), torch.randn(2, 3, 5, 5)
-    install_linear_fit(conv, None, weight, bias, x)
-    with torch.no_grad():
-        torch.testing.assert_close(conv(x), F.conv2d(x, weight, bias, padding=1))
 
 
 @pytest.fixture(scope="module")
@@ -222,14 +155,17 @@ def test_solve_block_beats_the_shortcut_warm_start_on_held_out_images(trained_ch
     assert relative_mse() < shortcut / 2
 
 
-def test_solve_block_recovers_a_basic_block_conv2_through_the_shortcut(resnet_chain):
+@pytest.mark.parametrize("index", [1, 4], ids=["identity-shortcut", "projection-shortcut"])
+def test_solve_block_recovers_a_basic_block_from_its_first_conv(resnet_chain, index):
+    """With conv1 and bn1 the teacher's, the rest is linear in what they give: conv2
+    through an identity, or conv2 and a random projection shortcut fitted at once."""
     model, chain = resnet_chain
-    block = chain.blocks[4]  # projection shortcut
+    block = chain.blocks[index]
     teacher = model.get_submodule(block.name)
     basic = BasicBlock(block.in_channels, block.out_channels, block.stride)
-    for name, source in [("conv1", teacher.conv1), ("bn1", teacher.bn1),
-                         ("shortcut", teacher.downsample)]:
-        getattr(basic, name).load_state_dict(source.state_dict())  # conv2, bn2 stay random
+    basic.conv1.load_state_dict(teacher.conv1.state_dict())
+    basic.bn1.load_state_dict(teacher.bn1.state_dict())
+    assert isinstance(basic.shortcut, nn.Sequential) is (index == 4)
     x = torch.randn(16, *block.in_shape[1:])
     source = copy.deepcopy(block.module)
     match_batch_statistics(source, x)  # the fit gives its target the inputs' statistics too
@@ -237,20 +173,17 @@ def test_solve_block_recovers_a_basic_block_conv2_through_the_shortcut(resnet_ch
     assert result["mse_after"] < 1e-6 * result["teacher_var"] < result["mse_before"]
 
 
-def test_solve_block_fits_a_random_projection_shortcut_with_conv2(resnet_chain):
-    """The teacher's output is its conv2 path plus its projection: with conv1 and bn1
-    the teacher's and a random shortcut, fitting both paths at once is exact."""
-    model, chain = resnet_chain
-    block = chain.blocks[4]  # projection shortcut
-    teacher = model.get_submodule(block.name)
-    basic = BasicBlock(block.in_channels, block.out_channels, block.stride)
-    basic.conv1.load_state_dict(teacher.conv1.state_dict())
-    basic.bn1.load_state_dict(teacher.bn1.state_dict())
-    x = torch.randn(16, *block.in_shape[1:])
-    source = copy.deepcopy(block.module)
-    match_batch_statistics(source, x)
-    result = solve_block(source, basic, x, x, ridge=1e-8)
-    assert result["mse_after"] < 1e-6 * result["teacher_var"] < result["mse_before"]
+def test_a_fit_not_kept_leaves_the_block_as_it_came(resnet_chain, monkeypatch):
+    import recast.solve
+
+    block = resnet_chain[1].blocks[4]
+    target = BasicBlock(block.in_channels, block.out_channels, block.stride)
+    before = copy.deepcopy(target.state_dict())
+    monkeypatch.setattr(recast.solve, "keeps_fit", lambda before, after: False)
+    result = solve_block(block.module, target, *[torch.randn(8, *block.in_shape[1:])] * 2)
+    assert result["solved"] == 0.0
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    assert not any(m._forward_pre_hooks for m in target.modules())  # no hook left behind
 
 
 def _preactivation_mse(target: BasicBlock, x, expected, train: bool) -> float:
