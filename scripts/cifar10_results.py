@@ -8,7 +8,7 @@ Markdown, so the files always show what this code computes from their runs.
 
 import json
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,10 +28,11 @@ def entry_for(results: dict, name: str) -> dict:
     return entry
 
 
-def summarise(entry: dict, main_variant: str) -> None:
-    """methods: mean/std over seeds, the first recast variant reported as 'recast'; runs
-    that learned from another teacher than the pair's are left out."""
+def summarise(entry: dict, headlines: Mapping[str, str]) -> None:
+    """methods: mean/std over seeds, the headline variant of the pair's kind reported
+    as 'recast'; runs that learned from another teacher than the pair's are left out."""
     methods, runs = {}, counted_runs(entry)
+    main_variant = headlines[entry["kind"]]
     entry.pop("headline", None)  # set again below if the headline variant has runs
     for key, by_seed in runs.items():
         accs = [r["accuracy"] for r in by_seed.values()]
@@ -86,7 +87,7 @@ def wall_vs_scratch(by_seed: dict, scratch: dict) -> tuple[float, bool] | None:
 
 
 @contextmanager
-def locked(out: Path, main_variant: str) -> Iterator[dict]:
+def locked(out: Path, headlines: Mapping[str, str]) -> Iterator[dict]:
     """The results stored at ``out`` (.json), held under a lock while the caller changes
     them (runs may go in parallel lanes), then re-summarised (every pair, whoever wrote
     its runs) and saved with their Markdown: both drawn first, each written whole, so a
@@ -99,23 +100,23 @@ def locked(out: Path, main_variant: str) -> Iterator[dict]:
         path = out.with_suffix(".json")
         results = json.loads(path.read_text()) if path.is_file() else {"pairs": []}
         yield results
-        summarise_all(results, main_variant)
+        summarise_all(results, headlines)
         text = markdown(results, plot_curves(results, out), out.name)
         atomic_write_text(path, json.dumps(results, indent=1))
         atomic_write_text(out.with_suffix(".md"), text)
 
 
-def summarise_all(results: dict, main_variant: str) -> dict:
+def summarise_all(results: dict, headlines: Mapping[str, str]) -> dict:
     """Every pair's summary recomputed from its runs by this code, whoever wrote them."""
     for entry in results["pairs"]:
-        summarise(entry, main_variant)
+        summarise(entry, headlines)
     return results
 
 
-def write_results(entry: dict, main_variant: str, out: Path, title: str | None = None) -> None:
+def write_results(entry: dict, headlines: Mapping[str, str], out: Path, title: str | None = None) -> None:
     """Merge this pair's runs into the file and re-summarise every pair.
     ``title`` (--title) heads the Markdown from now on."""
-    with locked(out, main_variant) as results:
+    with locked(out, headlines) as results:
         stored = entry_for(results, entry["name"])
         runs = stored.get("runs", {})
         for key, by_seed in entry["runs"].items():
@@ -126,12 +127,12 @@ def write_results(entry: dict, main_variant: str, out: Path, title: str | None =
             results["title"] = title
 
 
-def render(out: Path, main_variant: str, title: str | None = None) -> None:
+def render(out: Path, headlines: Mapping[str, str], title: str | None = None) -> None:
     """Rewrite the summaries, the Markdown and the plots from the stored runs alone."""
     if not out.with_suffix(".json").is_file():
         raise SystemExit(f"--render: {out.with_suffix('.json')} does not exist; give the "
                          f"--out of an earlier run, e.g. benchmarks/cifar10")
-    with locked(out, main_variant) as results:
+    with locked(out, headlines) as results:
         if title:
             results["title"] = title
 

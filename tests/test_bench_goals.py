@@ -7,6 +7,9 @@ import pytest
 from cifar10_results import summarise
 from cifar10_tables import goal_lines, load_lines, markdown, teacher_lines
 
+# the variant reported as "recast" on either kind of pair in these made-up entries
+HEADLINES = {"compression": "warm-ce-sgd-lr02", "transformation": "warm-ce-sgd-lr02"}
+
 
 def _run(accuracy: float, params: int = 1000, seconds: float = 10.0) -> dict:
     return {"accuracy": accuracy, "images": 900, "seconds": seconds, "params": params,
@@ -20,7 +23,7 @@ def _entry(kind: str, prune_params: int) -> dict:
                       "prune-kd": {"0": _run(79.0, prune_params)},
                       "recast:warm-ce-sgd-lr02": {"0": _run(77.0, seconds=11.0)},
                       "recast:solve": {"0": _run(74.0), "1": _run(74.0), "2": _run(74.0)}}}
-    summarise(entry, "warm-ce-sgd-lr02")
+    summarise(entry, HEADLINES)
     return entry
 
 
@@ -66,7 +69,7 @@ def test_runs_that_learned_from_another_teacher_are_left_out_of_every_table() ->
     entry["runs"]["scratch"]["0"].update(_teacher("old", "20261101T000000-1"))
     entry["runs"]["recast:warm-ce-sgd-lr02"]["1"] = dict(_run(60.0), **_teacher("old", "2026110"))
     entry["runs"]["recast:solve-ce-sgd-lr02"] = {"1": _run(61.0)}  # no teacher recorded
-    summarise(entry, "warm-ce-sgd-lr02")
+    summarise(entry, HEADLINES)
     assert entry["methods"]["kd-mse"]["accuracy"] == 72.0  # seed 1 left out
     assert entry["methods"]["kd-mse"]["seeds"] == 1
     assert entry["methods"]["scratch"]["seeds"] == 1  # scratch never reads a teacher
@@ -103,7 +106,7 @@ def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> N
     entry = {"name": "pair", "kind": "transformation", "command": "c", "commit": "x",
              "machine": "m", "data": "d", "budget_epochs": 18.0, "spec": {"width": 1.0},
              "student": _student(), "runs": {"scratch": {"0": _run(70.0)}}}
-    summarise(entry, "warm-ce-sgd-lr02")
+    summarise(entry, HEADLINES)
     text = markdown({"pairs": [entry]})
     assert "- teacher: not trained yet" in text
     assert "| scratch | 70.0 | 0.0 | 1 | 900 | 10.0 | 1.0 | 1,000 | - | - |" in text

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_variants import HEADLINE_VARIANT
+from bench_variants import HEADLINE_VARIANTS
 from cifar10_results import plot_name, summarise_all
 from cifar10_tables import markdown
 
@@ -21,7 +21,7 @@ STEMS = ("cifar10", "labels", "losses")
 def test_committed_results_are_what_this_code_renders_from_their_runs(stem: str) -> None:
     out = BENCHMARKS / stem
     stored = json.loads(out.with_suffix(".json").read_text())
-    fresh = summarise_all(copy.deepcopy(stored), HEADLINE_VARIANT)
+    fresh = summarise_all(copy.deepcopy(stored), HEADLINE_VARIANTS)
     fix = f"stale; rewrite it: python scripts/bench_cifar10.py --render --out benchmarks/{stem}"
     assert fresh == stored, f"{stem}.json's summaries are {fix}"
     plots = {entry["name"]: plot_name(out, entry["name"]) for entry in stored["pairs"]
@@ -42,11 +42,11 @@ def test_a_write_re_summarises_every_pair_not_only_its_own(tmp_path: Path) -> No
                 "runs": {"scratch": {"0": run}}}
 
     out = tmp_path / "results"
-    write_results(entry("a", 70.0), HEADLINE_VARIANT, out)
+    write_results(entry("a", 70.0), HEADLINE_VARIANTS, out)
     stored = json.loads(out.with_suffix(".json").read_text())
     stored["pairs"][0]["methods"]["scratch"]["accuracy"] = 99.0  # as an old lane's code might
     out.with_suffix(".json").write_text(json.dumps(stored))
-    write_results(entry("b", 60.0), HEADLINE_VARIANT, out)
+    write_results(entry("b", 60.0), HEADLINE_VARIANTS, out)
     pairs = json.loads(out.with_suffix(".json").read_text())["pairs"]
     assert [p["methods"]["scratch"]["accuracy"] for p in pairs] == [70.0, 60.0]
     assert "| scratch | 70.0 |" in out.with_suffix(".md").read_text()
@@ -56,5 +56,5 @@ def test_render_refuses_a_results_file_that_is_not_there(tmp_path: Path) -> None
     from cifar10_results import render
 
     with pytest.raises(SystemExit, match="does not exist"):
-        render(tmp_path / "missing", HEADLINE_VARIANT)
+        render(tmp_path / "missing", HEADLINE_VARIANTS)
     assert not any(tmp_path.glob("missing.*"))  # no empty results made up in its place
