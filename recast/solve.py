@@ -105,9 +105,10 @@ def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
     A fit runs in eval mode, so it reads hidden features through the running
     statistics; training reads them through the batch's. A random or narrowed
     conv keeps BN's initial mean 0 and variance 1 while its outputs vary far
-    less (variance 0.002-0.4 on DenseNet -> basic): the fit then learned on
+    less (variance 0.003-0.4 on DenseNet -> basic): the fit then learned on
     features training never sees, ended above the unfitted block's MSE in train
-    mode and grew its filters 3-85x, which SGD barely moves. Each BN, in block
+    mode and grew its filters 3-80x, which SGD barely moves
+    (benchmarks/fit-diagnosis.md). Each BN, in block
     order, gets the biased statistics train mode divides by. Runs ``block`` on
     ``inputs`` in eval mode: a block that changes its input in place changes
     ``inputs``.

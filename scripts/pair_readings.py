@@ -77,9 +77,9 @@ READINGS: dict[str, dict[str, str]] = {
                "± 0.29, 3 seeds): no warm start fills a basic block from a dense one, "
                "so its steps left the partial net at 40%, 49% and 52%. The closed-form "
                "start first lost too (76.36, seed 0), because it fitted conv2 through "
-               "bn1's initial statistics (the random conv1's outputs vary 0.002-0.4, "
+               "bn1's initial statistics (the random conv1's outputs vary 0.003-0.4, "
                "not 1) and a random projection shortcut: the fit missed in train mode "
-               "and its filters grew 3-85x. With the target's BN statistics matched "
+               "and its filters grew 3-80x (benchmarks/fit-diagnosis.md). With the target's BN statistics matched "
                "to its inputs and the shortcut fitted with conv2 (cifar10-runs.md, "
                "seventh session), the steps end at 73-75%, 70-71% and 67-68% and the "
                "same recipe reaches 78.62 ± 0.09 (3 seeds), 0.94-1.39 over the old "
@@ -91,10 +91,9 @@ READINGS: dict[str, dict[str, str]] = {
                "(+0.11), at 1.7x the CE recipe's wall time",
         "next": "seeds 1-2 of the logit-MSE fine-tune after the closed-form start, "
                 "and KD's seed 1; a warm start of the basic block's first conv from "
-                "the dense block's first bottleneck conv, which cut the fit's MSE by "
-                "30%, 19% and 5% at the three steps (measured without SGD); the last "
-                "step's fit leaves 81% of the teacher's variance, the block before "
-                "the head",
+                "the dense block's first bottleneck conv (not measured yet); the last "
+                "step's fit leaves 78% of the teacher's variance (2.46 of 3.15, "
+                "benchmarks/fit-diagnosis.md), the block before the head",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
