@@ -1,4 +1,5 @@
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ SMALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar1
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One thread, as a module's figures were measured, and the count restored after:
+    the bit-pinned results of tests/test_pinned_behaviour.py depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 their outputs, and fits installed under a BN."""
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,13 +12,7 @@ from recast.errors import RecastError
 from recast.least_squares import fit_conv, fit_convs, install_linear_fit
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One thread here, and the count restored: pinned results elsewhere depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), (3, 2, 1), (1, 1, 0)],

@@ -1,7 +1,6 @@
 """Closed-form warm starts (recast/solve.py): each test one situation, tiny models."""
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,13 +21,7 @@ except ImportError:
     from recast.warmstart import warm_conv_from_basic
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One thread here, and the count restored: pinned results elsewhere depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise_bn(module: nn.Module) -> None:
