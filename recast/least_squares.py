@@ -80,22 +80,16 @@ def fit_convs(parts: list[tuple[nn.Conv2d, Tensor]], targets: Tensor, ridge: flo
     x = F.pad(x, (0, 1), value=1.0)
     y = targets.flatten(2)[picks // positions, :, picks % positions]
     gram, moment = x.T @ x, x.T @ y.double().cpu()
-    features, start = gram.shape[0] - 1, 0
-    for conv, _ in parts:
-        diagonal = gram.diagonal()[start:start + conv.weight[0].numel()]
+    sizes = [conv.weight[0].numel() for conv, _ in parts]
+    for diagonal in gram.diagonal().split(sizes + [1])[:-1]:  # views: the bias is spared
         diagonal += ridge * diagonal.mean()
-        start += len(diagonal)
     factor, info = torch.linalg.cholesky_ex(gram)
     solution = torch.cholesky_solve(moment, factor) if int(info) == 0 \
         else torch.linalg.pinv(gram, hermitian=True) @ moment  # rank-deficient, no ridge
     weight = parts[0][0].weight
-    solution = solution.to(weight.device, weight.dtype)
-    weights, start = [], 0
-    for conv, _ in parts:
-        size = conv.weight[0].numel()
-        weights.append(solution[start:start + size].T.reshape(conv.weight.shape).contiguous())
-        start += size
-    return weights, solution[features]
+    *blocks, bias = solution.to(weight.device, weight.dtype).split(sizes + [1])
+    return [b.T.reshape(conv.weight.shape).contiguous()
+            for b, (conv, _) in zip(blocks, parts)], bias[0]
 
 
 def fit_conv(conv: nn.Conv2d, inputs: Tensor, targets: Tensor, ridge: float = 1e-3,
