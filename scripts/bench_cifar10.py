@@ -236,12 +236,12 @@ def main() -> None:
         else:  # keep the accuracy of a teacher an earlier run recorded
             entry.pop("teacher")
         entry.setdefault("runs", {})
+        variants = args.variants.split(",") if args.variants else \
+            [HEADLINE_VARIANTS[spec["kind"]]]  # the preset's on this kind of pair
         for seed in seeds:
             train = BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=seed)
             loaders = (train, test)
             for method in methods:
-                variants = args.variants.split(",") if args.variants else \
-                    [HEADLINE_VARIANTS[spec["kind"]]]
                 keys = [f"recast:{v}" for v in variants] if method == "recast" else [method]
                 for key in keys:
                     if uses_hints(key) and not hints:
