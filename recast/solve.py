@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from blocks import BasicBlock, ConvBlock
+from recast.bn_statistics import match_batch_statistics
 from recast.errors import RecastError
 from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit
 from recast.ops import node_role, target_name
@@ -96,39 +97,6 @@ def can_solve(target: nn.Module) -> bool:
 def keeps_fit(before: float, after: float) -> bool:
     """Whether a fit is kept: only if it does not raise the MSE (NaN never passes)."""
     return after <= before
-
-
-@torch.no_grad()
-def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
-    """Set every BN's running statistics in ``block`` to those ``inputs`` give it.
-
-    A fit runs in eval mode, so it reads hidden features through the running
-    statistics; training reads them through the batch's. A random or narrowed
-    conv keeps BN's initial mean 0 and variance 1 while its outputs vary far
-    less (variance 0.003-0.4 on DenseNet -> basic): the fit then learned on
-    features training never sees, ended above the unfitted block's MSE in train
-    mode and grew its filters 3-80x, which SGD barely moves
-    (benchmarks/fit-diagnosis.md). Each BN, in block
-    order, gets the biased statistics train mode divides by. Runs ``block`` on
-    ``inputs`` in eval mode: a block that changes its input in place changes
-    ``inputs``.
-    """
-    def from_input(bn: nn.Module, args: tuple[Tensor, ...]) -> None:
-        var, mean = torch.var_mean(args[0].transpose(0, 1).flatten(1), dim=1, unbiased=False)
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-
-    hooks = [m.register_forward_pre_hook(from_input) for m in block.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
-    training = [(m, m.training) for m in block.modules()]
-    block.eval()
-    try:
-        block(inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for module, mode in training:
-            module.training = mode
 
 
 def _fit_last_conv(block: nn.Module, inputs: Tensor, expected: Tensor, ridge: float,

@@ -10,7 +10,6 @@ step. The calibration images are the first training images, unaugmented, so a
 fit consumes no random numbers and a resumed run replays it exactly.
 """
 
-import itertools
 from typing import Iterable
 
 import torch
@@ -18,11 +17,9 @@ from torch import Tensor, nn
 
 from blocks import BasicBlock, ConvBlock
 from blocks.weights import conv_bn_pairs
-from recast.errors import RecastError
+from recast.bn_statistics import recalibrate_bn
 from recast.solve import can_solve, fit_next_conv, solve_block
 from recast.surgery import StudentSurgery, run_blocks
-
-_BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
 def calibration_images(loader, count: int, device: torch.device) -> Tensor:
@@ -79,42 +76,3 @@ def recalibrate(student: nn.ModuleList, last: int, images: Tensor,
     prefix = nn.Sequential(*student[:last + 1])
     batches: Iterable[Tensor] = images.split(batch_size)
     return recalibrate_bn(prefix, batches, max_batches=len(images) // batch_size + 1)
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable, max_batches: int = 200,
-                   device: torch.device | str | None = None) -> int:
-    """Re-estimate every BN's running statistics on ``batches``; returns images used.
-
-    Changed weights leave statistics of activations that no longer occur. They
-    are averaged afresh (momentum None) over up to ``max_batches`` batches of
-    tensors or (x, y) pairs, BNs in train mode and the rest in eval mode (no
-    dropout); momentum and modes are restored.
-    """
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    if not norms:
-        return 0
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None or max_batches < 1:
-        raise RecastError("recalibrate_bn got no batches; pass a loader that yields images")
-    device = device or next(model.parameters(), torch.zeros(0)).device
-    modes = [(m, m.training) for m in model.modules()]
-    momenta = [norm.momentum for norm in norms]
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
-    images = 0
-    try:
-        for batch in itertools.islice(itertools.chain([first], batches), max_batches):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x.to(device))
-            images += len(x)
-    finally:
-        for norm, momentum in zip(norms, momenta):
-            norm.momentum = momentum
-        for module, mode in modes:
-            module.training = mode
-    return images

@@ -8,11 +8,10 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from blocks import BasicBlock, ConvBlock
+from recast.bn_statistics import match_batch_statistics, recalibrate_bn
 from recast.errors import RecastError
 from recast.models import build_model
-from recast.solve import (activation_tail, fit_next_conv, match_batch_statistics, preactivation,
-                          solve_block)
-from recast.step_fit import recalibrate_bn
+from recast.solve import activation_tail, fit_next_conv, preactivation, solve_block
 from recast.walker import walk
 
 try:  # the shortcut warm start lives with the conv block kind (formerly recast.warmstart)
