@@ -102,6 +102,33 @@ def fit_conv(conv: nn.Conv2d, inputs: Tensor, targets: Tensor, ridge: float = 1e
 
 
 @torch.no_grad()
+def principal_filters(conv: nn.Conv2d, inputs: Tensor, targets: Tensor, count: int,
+                      ridge: float = 1e-3, max_positions: int = 4096,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """Up to ``count`` filters shaped like ``conv``'s whose outputs are the leading
+    principal components of the best linear fit of ``targets`` from ``conv``'s patches.
+
+    Why: a hidden layer that carries these directions lets the layer after it
+    reproduce as much of the targets as any linear map of the patches could,
+    where random filters leave it little to build on. Directions the fit does
+    not vary along (below 1e-6 of the largest variance) are left out.
+    """
+    # skip_init: a probe drawn from the global RNG would change what a resumed run replays
+    probe = nn.utils.skip_init(nn.Conv2d, conv.in_channels, targets.shape[1],
+                               conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                               bias=False, padding_mode=conv.padding_mode,
+                               device=targets.device)
+    probe.weight.zero_()  # skip_init leaves memory as it was
+    weight, _ = fit_conv(probe, inputs, targets, ridge, max_positions, generator)
+    fitted = apply_conv(probe, inputs, weight, None).transpose(0, 1).flatten(1).double()
+    variances, directions = torch.linalg.eigh(torch.cov(fitted))
+    order = variances.argsort(descending=True)
+    order = order[variances[order] > 1e-6 * variances.max().clamp_min(1e-30)][:count]
+    leading = directions[:, order].to(weight.dtype)
+    return (leading.T @ weight.flatten(1)).reshape(-1, *weight.shape[1:])
+
+
+@torch.no_grad()
 def install_linear_fit(conv: nn.Conv2d, bn: nn.Module | None, weight: Tensor, bias: Tensor,
                        inputs: Tensor) -> None:
     """Make ``bn(conv(x)) ~= conv2d(x, weight) + bias`` in eval and in train mode.

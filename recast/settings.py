@@ -76,6 +76,11 @@ class RecastConfig:
         "re-solves the rebuilt next block's input conv on the kept channels; auto: target "
         "on the steps that change a block's kind (as basic -> conv), none on "
         "those that keep it", choices=("none", "auto", "target", "target+next")))
+    solve_hidden: str = field(default="random", metadata=setting(
+        "with --solve, a basic target no warm start filled: its conv1 as built (random), "
+        "or (principal) the leading directions of what its residual path must add to "
+        "the shortcut, each with its negation, before conv2 is fitted",
+        choices=("random", "principal")))
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
         "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))

@@ -17,7 +17,8 @@ from torch import Tensor, fx, nn
 from blocks import BasicBlock, ConvBlock
 from recast.bn_statistics import match_batch_statistics
 from recast.errors import RecastError
-from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit
+from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit, \
+    principal_filters
 from recast.ops import node_role, target_name
 
 
@@ -120,11 +121,36 @@ def _fit_last_conv(block: nn.Module, inputs: Tensor, expected: Tensor, ridge: fl
     install_linear_fit(block.conv2, block.bn2, weight, bias, hidden)
 
 
+def _principal_hidden(block: BasicBlock, inputs: Tensor, expected: Tensor, ridge: float,
+                      max_positions: int, generator: torch.Generator | None) -> None:
+    """Give a fresh basic target's conv1 the directions its residual path must add.
+
+    What the shortcut cannot give (the teacher minus the input, or minus the
+    best 1x1 fit of a projection) is fitted linearly from conv1's patches; its
+    leading principal directions become conv1's filters, each with its negation
+    so that after the ReLU conv2 can still add them back linearly. Channels
+    past twice the directions keep their random filters.
+    """
+    side = block.shortcut
+    if isinstance(side, nn.Sequential):
+        weight, bias = fit_conv(side[0], inputs, expected, ridge, max_positions, generator)
+        residual = expected - apply_conv(side[0], inputs, weight, bias)
+    else:
+        residual = expected - side(inputs)
+    conv1 = block.conv1
+    filters = principal_filters(conv1, inputs, residual, conv1.out_channels // 2, ridge,
+                                max_positions, generator)
+    filters = torch.stack([filters, -filters], 1).flatten(0, 1)
+    conv1.weight[:len(filters)] = filters
+    if conv1.bias is not None:
+        conv1.bias.zero_()
+
+
 @torch.no_grad()
 def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tensor,
                 teacher_inputs: Tensor, out_idx: Tensor | None = None, ridge: float = 1e-3,
-                max_positions: int = 4096, generator: torch.Generator | None = None
-                ) -> dict[str, float]:
+                max_positions: int = 4096, generator: torch.Generator | None = None,
+                fit_hidden: bool = False) -> dict[str, float]:
     """Fit the target's last conv (and a projection shortcut) so its pre-activation
     matches the teacher block's, its BNs first given the inputs' statistics.
 
@@ -135,7 +161,8 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
     these inputs' statistics (:func:`match_batch_statistics`), so the fit reads
     what training will. Runs in eval mode, restores modes, keeps the fit only if
     it lowers the MSE on these inputs (else, or on an error, the block is as it
-    came). Returns mse_before (with the inputs' statistics, so not the block as
+    came). ``fit_hidden``: a BasicBlock's conv1 holds nothing of the teacher's, so
+    it first gets the principal directions of what its residual path must add. Returns mse_before (with the inputs' statistics, so not the block as
     it came), mse_after, teacher_var and solved (1.0 if kept).
     """
     if not can_solve(target):
@@ -158,6 +185,10 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
         try:
             match_batch_statistics(block, student_inputs)
             before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
+            if fit_hidden and isinstance(block, BasicBlock):
+                _principal_hidden(block, student_inputs, expected, ridge, max_positions,
+                                  generator)
+                match_batch_statistics(block, student_inputs)
             _fit_last_conv(block, student_inputs, expected, ridge, max_positions, generator)
             after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
         except BaseException:

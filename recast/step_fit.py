@@ -33,8 +33,9 @@ def calibration_images(loader, count: int, device: torch.device) -> Tensor:
 
 @torch.no_grad()
 def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last: int,
-               images: Tensor, mode: str) -> dict[str, float]:
-    """Fit block ``index``'s target (and, with ``target+next``, the rebuilt next block)."""
+               images: Tensor, mode: str, fresh: bool = False) -> dict[str, float]:
+    """Fit block ``index``'s target (and, with ``target+next``, the rebuilt next block);
+    ``fresh``: a basic target's conv1 first gets principal directions (solve_block)."""
     student = surgery.blocks
     modes = [(m, m.training) for m in student.modules()]
     student.eval()
@@ -46,7 +47,7 @@ def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last
     # chose them (StudentSurgery: the channels the next block reads most); otherwise
     # it has nothing of the teacher's to fit
     if can_solve(target) and (kept is not None or step.out_channels == step.block.out_channels):
-        fit = solve_block(teacher[index], target, s_in, t_in, kept)
+        fit = solve_block(teacher[index], target, s_in, t_in, kept, fit_hidden=fresh)
         result = {"mse_before": fit["mse_before"], "mse_after": fit["mse_after"]}
     if mode == "target+next" and last > index:
         _fit_next(teacher[index + 1], student[index + 1], target(s_in), teacher[index](t_in))

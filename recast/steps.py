@@ -87,7 +87,8 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
         calibration = calibration_images(
             train_loader, max(SOLVE_IMAGES, config.bn_recalibration), device)
     if solve != "none":
-        fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], solve)
+        fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], solve,
+                         fresh=not warm and config.solve_hidden == "principal")
     first_trained = index if config.freeze_prefix else 0
     student = surgery.blocks
     params = [p for b in student[first_trained:last + 1] for p in b.parameters()]

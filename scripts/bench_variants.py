@@ -63,6 +63,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the same with the fine-tune on logit MSE + CE, which after the warm start was worth
     # about a point over CE on DenseNet -> basic (seed 0)
     "solve-warmup-mse-sgd-lr02": (0.2, _solved("mse-ce", finetune_warmup=1.0)),
+    # the same with a fresh basic target's conv1 set to the principal directions of what
+    # its residual path must add (--solve-hidden principal) before conv2 is fitted
+    "solve-principal-warmup-ce-sgd-lr02": (0.2, _solved("ce", finetune_warmup=1.0,
+                                                        solve_hidden="principal")),
     # the teacher's block outputs as hints at every block of the same shape (a
     # transformation keeps all widths) after the closed-form start; after the warm
     # start it is loss-hint-ce below
@@ -94,6 +98,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-ce-sgd-lr02"),
     ("logit MSE + CE fine-tune after the closed-form start and warm-up",
      "solve-warmup-mse-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
+    ("principal directions in a fresh target's conv1 before the fit",
+     "solve-principal-warmup-ce-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
 )
 
 # The variant reported as "recast" on each kind of pair: the one the `fast` preset

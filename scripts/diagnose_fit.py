@@ -6,8 +6,11 @@ target's pre-activation MSE against the teacher in eval mode (as the fit sees
 it) and in train mode (as training sees it) on the images it was fitted to,
 the fitted conv's filter norm
 against the same target before the fit, and the variance of conv1's outputs.
-Run from a checkout of any commit that has solve_step to compare code versions;
-each run is stored under its pair and commit.
+Also on images it was not fitted to (the next ones), and with ``--hidden
+principal`` a fresh target's conv1 first gets principal directions
+(``--solve-hidden principal``). Run from a checkout of any commit that has
+solve_step to compare code versions; each run is stored under its pair, commit
+and conv1 choice.
 
     python scripts/diagnose_fit.py --pair densenet40-basic \
         --teacher benchmarks/teachers/densenet40-basic-teacher-60ep.safetensors
@@ -53,16 +56,18 @@ def _filter_norm(conv: nn.Conv2d) -> float:
 
 
 @torch.no_grad()
-def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int) -> list[dict]:
+def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int,
+             hidden: str = "random") -> list[dict]:
     """One row per recast step of ``pair`` whose target is a basic block."""
     spec = PAIRS[pair]
     model = build_model(spec["model"], num_classes=10, width=spec["teacher_width"])
     teacher_model = load_teacher(model, teacher_file).eval()
     plan = make_plan(walk(teacher_model, (1, 3, 32, 32)), spec["target"], spec["width"])
-    data = load_data("cifar10", data_dir, images, 1)
-    calibration = calibration_images(
-        BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=0), images,
+    data = load_data("cifar10", data_dir, 2 * images, 1)
+    both = calibration_images(
+        BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=0), 2 * images,
         torch.device("cpu"))
+    calibration, held_out = both[:images], both[images:]
     teacher = nn.ModuleList(b.module for b in plan.chain.blocks).eval()
     steps = [s.block.index for s in plan.recast_steps()]
     torch.manual_seed(0)
@@ -75,12 +80,16 @@ def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int) -> list[
         if not hasattr(block, "conv2"):
             continue
         norm_before = _filter_norm(block.conv2)
-        fit = solve_step(surgery, teacher, index, index, calibration, "target")
+        fit = solve_step(surgery, teacher, index, index, calibration, "target",
+                         **({"fresh": True} if hidden == "principal" else {}))
         s_in = run_blocks(surgery.blocks.eval(), calibration, 0, index - 1)
         expected = preactivation(teacher[index], run_blocks(teacher, calibration, 0, index - 1))
         kept = surgery.kept.get(index)
         expected = expected if kept is None else expected[:, kept]
         in_train = copy.deepcopy(block).train()
+        held_in = run_blocks(surgery.blocks.eval(), held_out, 0, index - 1)
+        held_expected = preactivation(teacher[index], run_blocks(teacher, held_out, 0, index - 1))
+        held_expected = held_expected if kept is None else held_expected[:, kept]
         rows.append({
             "step": index, "teacher_variance": float(expected.var()),
             "conv1_output_variance": float(block.conv1(s_in).transpose(0, 1).flatten(1)
@@ -88,6 +97,8 @@ def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int) -> list[
             "mse_before": fit.get("mse_before"),
             "mse_eval": float(F.mse_loss(_basic_preactivation(block.eval(), s_in), expected)),
             "mse_train": float(F.mse_loss(_basic_preactivation(in_train, s_in), expected)),
+            "mse_train_held_out": float(F.mse_loss(
+                _basic_preactivation(copy.deepcopy(block).train(), held_in), held_expected)),
             "conv2_norm_ratio": _filter_norm(block.conv2) / norm_before,
             # a dense block passes its input through: those kept channels are the input's
             "kept_input_channels": None if kept is None or plan.steps[index].block.kind != "dense"
@@ -103,12 +114,15 @@ def markdown(results: dict) -> str:
         lines += [f"## {key}", "", f"`{entry['command']}` on {entry['machine']}, "
                   f"{entry['images']} calibration images.", "",
                   "| step | conv1 output var | MSE before fit | MSE eval | MSE train | "
-                  "teacher var | conv2 norm / before | kept input channels |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "MSE train, held out | teacher var | conv2 norm / before | "
+                  "kept input channels |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in entry["rows"]:
             before = "-" if r["mse_before"] is None else f"{r['mse_before']:.3f}"
+            held = r.get("mse_train_held_out")  # absent from runs before it was measured
+            held = "-" if held is None else f"{held:.3f}"
             lines.append(f"| {r['step']} | {r['conv1_output_variance']:.3f} | {before} | "
-                         f"{r['mse_eval']:.3f} | {r['mse_train']:.3f} | "
+                         f"{r['mse_eval']:.3f} | {r['mse_train']:.3f} | {held} | "
                          f"{r['teacher_variance']:.3f} | {r['conv2_norm_ratio']:.2f} | "
                          f"{r['kept_input_channels'] or '-'} |")
         lines.append("")
@@ -123,6 +137,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=SOLVE_IMAGES,
                         help="calibration images, fitted and measured on (default: as "
                              "a recast step fits)")
+    parser.add_argument("--hidden", choices=("random", "principal"), default="random",
+                        help="a fresh basic target's conv1: as built, or the principal "
+                             "directions of what its residual path must add")
     parser.add_argument("--out", type=Path, default=OUT, help="path stem for .json and .md")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -130,13 +147,16 @@ def main() -> None:
     entry = {"command": " ".join(["python", "scripts/diagnose_fit.py", *sys.argv[1:]]),
              "machine": f"{platform.machine()}, torch {torch.__version__}",
              "images": args.images,
-             "rows": diagnose(args.pair, args.teacher, args.data_dir, args.images)}
+             "rows": diagnose(args.pair, args.teacher, args.data_dir, args.images,
+                              args.hidden)}
     path = args.out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results[f"{args.pair} at {commit}"] = entry
+    key = f"{args.pair} at {commit}" + (", principal conv1" if args.hidden == "principal"
+                                         else "")
+    results[key] = entry
     path.write_text(json.dumps(results, indent=1))
     args.out.with_suffix(".md").write_text(markdown(results))
-    print(markdown({f"{args.pair} at {commit}": entry}))
+    print(markdown({key: entry}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recast.errors import RecastError
-from recast.least_squares import fit_conv, fit_convs, install_linear_fit
+from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit, \
+    principal_filters
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,3 +92,33 @@ def test_fit_convs_ridges_each_path_by_its_own_scale():
         y = main(hidden) + side(x)
     (_, side_weight), _ = fit_convs([(main, hidden), (side, x)], y)
     assert float((side_weight - side.weight).norm() / side.weight.norm()) < 0.01
+
+
+def test_principal_filters_span_a_low_rank_linear_target_and_skip_empty_directions():
+    """Targets that vary along two directions only: two filters, whose outputs give
+    the targets back linearly; the other directions are not filled with noise."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 7, 3, 2, 1, bias=False)  # the hidden conv whose shape is taken
+    x, mixing = torch.randn(8, 3, 10, 10), torch.randn(6, 2)
+    with torch.no_grad():
+        sources = nn.Conv2d(3, 2, 3, 2, 1, bias=False)(x)
+        y = torch.einsum("oc,nchw->nohw", mixing, sources)
+    state = torch.random.get_rng_state()
+    filters = principal_filters(conv, x, y, count=5, ridge=0.0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # a resumed run replays it
+    assert filters.shape == (2, 3, 3, 3)
+    hidden = apply_conv(conv, x, filters, None)
+    weight, bias = fit_conv(nn.Conv2d(2, 6, 1, bias=False), hidden, y, ridge=0.0)
+    refit = apply_conv(nn.Conv2d(2, 6, 1), hidden, weight, bias)
+    assert float(F.mse_loss(refit, y)) < 1e-8 * float(y.var())
+
+
+def test_principal_filters_come_in_order_of_the_variance_they_explain():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(4, 3, 1, bias=False)
+    x = torch.randn(16, 4, 6, 6)
+    y = torch.cat([3 * x[:, :1], 0.1 * x[:, 1:2], x[:, 2:3]], 1)
+    filters = principal_filters(conv, x, y, count=3, ridge=0.0)
+    scales = apply_conv(conv, x, filters, None).transpose(0, 1).flatten(1).std(dim=1)
+    assert scales.tolist() == sorted(scales.tolist(), reverse=True)
+    torch.testing.assert_close(scales, torch.tensor([3.0, 1.0, 0.1]), rtol=0.1, atol=0)

@@ -226,6 +226,32 @@ def test_solve_block_fits_a_random_basic_block_on_the_features_training_sees(res
     assert in_train < before  # measured 3.98 -> 2.31
 
 
+@pytest.mark.parametrize("index", [3, 4], ids=["identity-shortcut", "projection-shortcut"])
+def test_principal_hidden_lets_a_fresh_basic_target_fit_closer(resnet_chain, index):
+    """A fresh target's random conv1 gives conv2 little to build on; its principal
+    directions (fit_hidden) let the same fit get closer, in train mode too."""
+    model, chain = resnet_chain
+    block = chain.blocks[index]
+    torch.manual_seed(0)
+    x = torch.randn(32, *block.in_shape[1:])
+    with torch.no_grad():
+        expected = preactivation(block.module, x)
+    fresh = BasicBlock(block.in_channels, block.out_channels, block.stride)
+    principal = copy.deepcopy(fresh)
+    plain = solve_block(block.module, fresh, x, x)
+    state = torch.random.get_rng_state()
+    fitted = solve_block(block.module, principal, x, x, fit_hidden=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert plain["solved"] == fitted["solved"] == 1.0
+    assert fitted["mse_before"] == pytest.approx(plain["mse_before"])
+    assert fitted["mse_after"] < 0.95 * plain["mse_after"]  # measured 0.63-0.67x, 0.83-0.87x
+    in_train = _preactivation_mse(principal, x, expected, train=True)
+    assert in_train == pytest.approx(fitted["mse_after"], rel=0.02)
+    weights = principal.conv1.weight
+    torch.testing.assert_close(weights[1::2][:len(weights) // 2],
+                               -weights[0::2][:len(weights) // 2])  # signed pairs
+
+
 def test_solve_block_leaves_every_module_in_the_mode_it_found_it(resnet_chain):
     block = resnet_chain[1].blocks[1]
     target = ConvBlock(block.in_channels, block.out_channels).train()

@@ -35,3 +35,33 @@ def test_one_step_trains_and_keeps_the_chain_runnable(model, width, target, load
         hybrid = torch.nn.Sequential(*surgery.blocks[:record.loss_at + 1])
         prefix = torch.nn.Sequential(*teacher[:record.loss_at + 1])
         assert hybrid.eval()(x[:2]).shape == prefix(x[:2]).shape
+
+
+@pytest.mark.parametrize("model,width,hidden,fresh", [
+    ("densenet_bc_100_12", 0.125, "principal", True),  # dense -> basic: conv1 is random
+    ("wrn_16_4", 0.25, "principal", False),  # the warm start copied the teacher's conv1
+    ("densenet_bc_100_12", 0.125, "random", False),
+])
+def test_principal_hidden_only_replaces_a_conv1_no_warm_start_filled(
+        model, width, hidden, fresh, loaders, monkeypatch) -> None:
+    import recast.steps
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("fresh", False))
+        return solve_step(*args, **kwargs)
+
+    solve_step = recast.steps.solve_step
+    monkeypatch.setattr(recast.steps, "solve_step", recording)
+    plan = make_plan(walk(build_model(model, width=width)), "basic", 0.5)
+    config = RecastConfig(epochs_per_block=1 / len(loaders[0]), solve="target",
+                          solve_hidden=hidden)
+    surgery = StudentSurgery(plan, config.init, torch.device("cpu"),
+                             fit_steps=[s.block.index for s in plan.recast_steps()])
+    teacher = torch.nn.ModuleList(b.module for b in plan.chain.blocks).eval()
+    first = plan.recast_steps()[0].block.index
+    record = recast_step(surgery, teacher, first, config, loaders[0], loaders[1],
+                         torch.device("cpu"), Progress(quiet=True))
+    assert seen == [fresh]
+    assert record.fit_mse_after is not None and record.fit_mse_after < record.fit_mse_before
