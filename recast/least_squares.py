@@ -109,15 +109,16 @@ def principal_filters(conv: nn.Conv2d, inputs: Tensor, targets: Tensor, count: i
     principal components of the best linear fit of ``targets`` from ``conv``'s patches.
 
     Why: a hidden layer that carries these directions lets the layer after it
-    reproduce as much of the targets as any linear map of the patches could,
-    where random filters leave it little to build on. Directions the fit does
-    not vary along (below 1e-6 of the largest variance) are left out.
+    reproduce the best rank-``count`` part of that fit, where random filters
+    leave it little to build on. Directions the fit does not vary along (below
+    1e-6 of the largest variance) are left out. Each filter's norm is its
+    component's spread: callers behind a BN may rescale them freely.
     """
     # skip_init: a probe drawn from the global RNG would change what a resumed run replays
     probe = nn.utils.skip_init(nn.Conv2d, conv.in_channels, targets.shape[1],
                                conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                                bias=False, padding_mode=conv.padding_mode,
-                               device=targets.device)
+                               device=conv.weight.device, dtype=conv.weight.dtype)
     probe.weight.zero_()  # skip_init leaves memory as it was
     weight, _ = fit_conv(probe, inputs, targets, ridge, max_positions, generator)
     fitted = apply_conv(probe, inputs, weight, None).transpose(0, 1).flatten(1).double()

@@ -203,6 +203,11 @@ class RecastConfig:
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
+        if self.solve_hidden != "random" and (self.solve == "none"
+                                               or self.block_training == "local"):
+            raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
+                              f"start of sequential block steps; add --solve auto (or "
+                              f"target) and keep --block-training sequential")
         return self
 
     def to_json(self) -> dict[str, Any]:

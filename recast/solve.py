@@ -128,8 +128,10 @@ def _principal_hidden(block: BasicBlock, inputs: Tensor, expected: Tensor, ridge
     What the shortcut cannot give (the teacher minus the input, or minus the
     best 1x1 fit of a projection) is fitted linearly from conv1's patches; its
     leading principal directions become conv1's filters, each with its negation
-    so that after the ReLU conv2 can still add them back linearly. Channels
-    past twice the directions keep their random filters.
+    so that after the ReLU conv2 can still add them back linearly; each filter
+    gets the mean norm of the random ones (BN follows: the output is the same,
+    and no filter trains at another pace for its scale). Channels past twice
+    the directions keep their random filters.
     """
     side = block.shortcut
     if isinstance(side, nn.Sequential):
@@ -141,7 +143,9 @@ def _principal_hidden(block: BasicBlock, inputs: Tensor, expected: Tensor, ridge
     filters = principal_filters(conv1, inputs, residual, conv1.out_channels // 2, ridge,
                                 max_positions, generator)
     filters = torch.stack([filters, -filters], 1).flatten(0, 1)
-    conv1.weight[:len(filters)] = filters
+    norm = conv1.weight.flatten(1).norm(dim=1).mean()
+    scale = norm / filters.flatten(1).norm(dim=1).clamp_min(1e-12)
+    conv1.weight[:len(filters)] = filters * scale.view(-1, 1, 1, 1)
     if conv1.bias is not None:
         conv1.bias.zero_()
 
@@ -161,9 +165,11 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
     these inputs' statistics (:func:`match_batch_statistics`), so the fit reads
     what training will. Runs in eval mode, restores modes, keeps the fit only if
     it lowers the MSE on these inputs (else, or on an error, the block is as it
-    came). ``fit_hidden``: a BasicBlock's conv1 holds nothing of the teacher's, so
-    it first gets the principal directions of what its residual path must add. Returns mse_before (with the inputs' statistics, so not the block as
-    it came), mse_after, teacher_var and solved (1.0 if kept).
+    came). ``fit_hidden`` (pass it only for a conv1 no warm start filled): a
+    BasicBlock's conv1 first gets the principal directions of what its residual
+    path must add; if that fit is not kept, the plain one is tried. Returns
+    mse_before (with the inputs' statistics, so not the block as it came),
+    mse_after, teacher_var and solved (1.0 if kept).
     """
     if not can_solve(target):
         raise RecastError(f"solve_block handles ConvBlock and BasicBlock targets, not "
@@ -185,16 +191,24 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
         try:
             match_batch_statistics(block, student_inputs)
             before = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
-            if fit_hidden and isinstance(block, BasicBlock):
-                _principal_hidden(block, student_inputs, expected, ridge, max_positions,
-                                  generator)
+            for principal in [True, False] if fit_hidden and isinstance(block, BasicBlock) \
+                    else [False]:
+                if principal:
+                    _principal_hidden(block, student_inputs, expected, ridge, max_positions,
+                                      generator)
+                    match_batch_statistics(block, student_inputs)
+                _fit_last_conv(block, student_inputs, expected, ridge, max_positions,
+                               generator)
+                after = float(F.mse_loss(_block_preactivation(block, student_inputs),
+                                         expected))
+                if kept := keeps_fit(before, after):
+                    break
+                block.load_state_dict(saved)  # the plain fit next, or the block as it came
                 match_batch_statistics(block, student_inputs)
-            _fit_last_conv(block, student_inputs, expected, ridge, max_positions, generator)
-            after = float(F.mse_loss(_block_preactivation(block, student_inputs), expected))
         except BaseException:
             block.load_state_dict(saved)  # never half a fit
             raise
-        if not (kept := keeps_fit(before, after)):
+        if not kept:
             block.load_state_dict(saved)
     finally:
         for module, mode in modes:

@@ -68,20 +68,23 @@ def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int,
         BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=0), 2 * images,
         torch.device("cpu"))
     calibration, held_out = both[:images], both[images:]
+    if len(held_out) < images:
+        raise SystemExit(f"diagnose_fit: the data has {len(both)} training images, fewer "
+                         f"than the {2 * images} needed (fitted + held out); lower --images")
     teacher = nn.ModuleList(b.module for b in plan.chain.blocks).eval()
     steps = [s.block.index for s in plan.recast_steps()]
     torch.manual_seed(0)
     surgery = StudentSurgery(plan, "teacher", torch.device("cpu"), fit_steps=steps)
     rows = []
     for index in steps:
-        surgery.install(index)
+        warm, _ = surgery.install(index)
         target = surgery.blocks[index]
         block = target[0] if isinstance(target, nn.Sequential) else target
         if not hasattr(block, "conv2"):
             continue
         norm_before = _filter_norm(block.conv2)
         fit = solve_step(surgery, teacher, index, index, calibration, "target",
-                         **({"fresh": True} if hidden == "principal" else {}))
+                         **({"fresh": not warm} if hidden == "principal" else {}))
         s_in = run_blocks(surgery.blocks.eval(), calibration, 0, index - 1)
         expected = preactivation(teacher[index], run_blocks(teacher, calibration, 0, index - 1))
         kept = surgery.kept.get(index)
@@ -99,6 +102,8 @@ def diagnose(pair: str, teacher_file: Path, data_dir: str, images: int,
             "mse_train": float(F.mse_loss(_basic_preactivation(in_train, s_in), expected)),
             "mse_train_held_out": float(F.mse_loss(
                 _basic_preactivation(copy.deepcopy(block).train(), held_in), held_expected)),
+            "mse_eval_held_out": float(F.mse_loss(_basic_preactivation(block.eval(), held_in),
+                                                  held_expected)),
             "conv2_norm_ratio": _filter_norm(block.conv2) / norm_before,
             # a dense block passes its input through: those kept channels are the input's
             "kept_input_channels": None if kept is None or plan.steps[index].block.kind != "dense"
@@ -114,13 +119,13 @@ def markdown(results: dict) -> str:
         lines += [f"## {key}", "", f"`{entry['command']}` on {entry['machine']}, "
                   f"{entry['images']} calibration images.", "",
                   "| step | conv1 output var | MSE before fit | MSE eval | MSE train | "
-                  "MSE train, held out | teacher var | conv2 norm / before | "
-                  "kept input channels |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "MSE eval, held out | MSE train, held out | teacher var | "
+                  "conv2 norm / before | kept input channels |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in entry["rows"]:
             before = "-" if r["mse_before"] is None else f"{r['mse_before']:.3f}"
-            held = r.get("mse_train_held_out")  # absent from runs before it was measured
-            held = "-" if held is None else f"{held:.3f}"
+            held = [r.get(k) for k in ("mse_eval_held_out", "mse_train_held_out")]
+            held = " | ".join("-" if h is None else f"{h:.3f}" for h in held)  # absent: older
             lines.append(f"| {r['step']} | {r['conv1_output_variance']:.3f} | {before} | "
                          f"{r['mse_eval']:.3f} | {r['mse_train']:.3f} | {held} | "
                          f"{r['teacher_variance']:.3f} | {r['conv2_norm_ratio']:.2f} | "

@@ -122,3 +122,10 @@ def test_principal_filters_come_in_order_of_the_variance_they_explain():
     scales = apply_conv(conv, x, filters, None).transpose(0, 1).flatten(1).std(dim=1)
     assert scales.tolist() == sorted(scales.tolist(), reverse=True)
     torch.testing.assert_close(scales, torch.tensor([3.0, 1.0, 0.1]), rtol=0.1, atol=0)
+
+
+def test_principal_filters_keep_the_conv_dtype():
+    conv = nn.Conv2d(3, 4, 3, 1, 1, bias=False).double()
+    x = torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    filters = principal_filters(conv, x, torch.randn(4, 2, 6, 6, dtype=torch.float64), 2)
+    assert filters.dtype == torch.float64 and filters.shape == (2, 3, 3, 3)

@@ -118,3 +118,11 @@ def test_an_unset_warm_up_follows_a_closed_form_start_and_a_set_one_stays() -> N
     assert short.settle_warmup(solved=True).finetune_warmup == pytest.approx(0.025)
     assert RecastConfig(finetune_warmup=0.0).settle_warmup(solved=True).finetune_warmup == 0.0
     assert RecastConfig(finetune_warmup=2.0).settle_warmup(solved=False).finetune_warmup == 2.0
+
+
+def test_solve_hidden_without_a_closed_form_start_is_refused():
+    with pytest.raises(RecastError, match="--solve-hidden principal .* add --solve auto"):
+        RecastConfig(solve_hidden="principal").validate()
+    with pytest.raises(RecastError, match="--block-training sequential"):
+        RecastConfig(solve="auto", solve_hidden="principal", block_training="local").validate()
+    assert RecastConfig(solve="auto", solve_hidden="principal").validate().solve == "auto"

@@ -252,6 +252,53 @@ def test_principal_hidden_lets_a_fresh_basic_target_fit_closer(resnet_chain, ind
                                -weights[0::2][:len(weights) // 2])  # signed pairs
 
 
+class _RankOneTeacher(nn.Module):
+    """A teacher block whose output varies along one spatial pattern beyond a 1x1 map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(4, 1, 3, 1, 1, bias=False)
+        self.mixing = nn.Conv2d(1, 5, 1, bias=False)
+
+    def forward(self, x):
+        return self.mixing(self.spatial(x))
+
+
+def test_principal_hidden_fills_pairs_for_the_directions_there_are_and_leaves_the_rest():
+    """Odd width, one direction to add: conv1's first two filters become it and its
+    negation at the random filters' mean norm; the other three stay as built."""
+    torch.manual_seed(0)
+    source = fx.symbolic_trace(_RankOneTeacher())
+    target = BasicBlock(4, 5)  # a projection shortcut: 4 -> 5 channels
+    built = target.conv1.weight.detach().clone()
+    x = torch.randn(16, 4, 8, 8)
+    result = solve_block(source, target, x, x, fit_hidden=True)
+    weight = target.conv1.weight.detach()
+    assert result["solved"] == 1.0
+    torch.testing.assert_close(weight[1], -weight[0])
+    assert not torch.equal(weight[0], built[0])
+    assert torch.equal(weight[2:], built[2:])
+    mean_norm = built.flatten(1).norm(dim=1).mean()
+    torch.testing.assert_close(weight[0].norm(), mean_norm)
+
+
+def test_a_principal_fit_not_kept_falls_back_to_the_plain_fit(resnet_chain, monkeypatch):
+    import recast.solve
+
+    block = resnet_chain[1].blocks[4]
+    torch.manual_seed(0)
+    x = torch.randn(16, *block.in_shape[1:])
+    target = BasicBlock(block.in_channels, block.out_channels, block.stride)
+    plain = copy.deepcopy(target)
+    solve_block(block.module, plain, x, x)
+    verdicts = iter([False, True])  # the principal fit refused, then the plain one kept
+    monkeypatch.setattr(recast.solve, "keeps_fit", lambda before, after: next(verdicts))
+    result = solve_block(block.module, target, x, x, fit_hidden=True)
+    assert result["solved"] == 1.0
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[name], value)
+
+
 def test_solve_block_leaves_every_module_in_the_mode_it_found_it(resnet_chain):
     block = resnet_chain[1].blocks[1]
     target = ConvBlock(block.in_channels, block.out_channels).train()
