@@ -53,7 +53,7 @@ class Recaster:
         self.teacher.to(device).eval().requires_grad_(False)
         self.surgery = StudentSurgery(plan, self.config.init, device, fit_steps=[
             s.block.index for s in plan.recast_steps()
-            if self.config.solve_mode(s.block.kind, s.target) != "none"])
+            if self.config.solve_mode(s.block.kind, s.target) not in ("none", "input")])
         self.images = 0  # training images seen so far: the budget's unit
         self.curve: list[dict[str, float]] = []
 

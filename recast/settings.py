@@ -75,7 +75,9 @@ class RecastConfig:
         "conv to the teacher block's pre-activation by least squares; target+next also "
         "re-solves the rebuilt next block's input conv on the kept channels; auto: target "
         "on the steps that change a block's kind (as basic -> conv), none on "
-        "those that keep it", choices=("none", "auto", "target", "target+next")))
+        "those that keep it; input instead re-solves a warm-started target's input "
+        "convs on the channels its narrowed input kept (He et al. 2017, ThiNet)",
+        choices=("none", "auto", "target", "target+next", "input")))
     solve_hidden: str = field(default="random", metadata=setting(
         "with --solve, a basic target no warm start filled: its conv1 as built (random), "
         "or (principal) the leading directions of what its residual path must add to "

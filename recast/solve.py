@@ -227,14 +227,25 @@ def fit_next_conv(conv: nn.Conv2d, bn: nn.Module | None, teacher_conv: nn.Conv2d
     ``conv`` reads the kept channels (``student_inputs``, the student's own
     activations), ``teacher_conv`` the full-width ``teacher_inputs`` (same
     images); None: the teacher passes its input through (an identity shortcut
-    the student made a 1x1 conv). The BN after ``conv`` keeps its statistics; a
-    bias goes to conv.bias or else ``bn.running_mean``. Keeps the fit only if
-    it lowers the conv-output MSE; returns mse_before, mse_after and solved.
+    the student made a 1x1 conv). See :func:`refit_conv`.
     """
     expected = teacher_inputs if teacher_conv is None else teacher_conv(teacher_inputs)
-    before = float(F.mse_loss(conv(student_inputs), expected))
-    weight, bias = fit_conv(conv, student_inputs, expected, ridge, max_positions, generator)
-    after = float(F.mse_loss(apply_conv(conv, student_inputs, weight, bias), expected))
+    return refit_conv(conv, bn, student_inputs, expected, ridge, max_positions, generator)
+
+
+@torch.no_grad()
+def refit_conv(conv: nn.Conv2d, bn: nn.Module | None, inputs: Tensor, expected: Tensor,
+               ridge: float = 1e-3, max_positions: int = 4096,
+               generator: torch.Generator | None = None) -> dict[str, float]:
+    """Least-squares ``conv`` so that ``conv(inputs) ~= expected``, its BN left as is.
+
+    The BN after ``conv`` keeps its statistics; a bias goes to conv.bias or else
+    ``bn.running_mean``. Keeps the fit only if it lowers the conv-output MSE;
+    returns mse_before, mse_after and solved.
+    """
+    before = float(F.mse_loss(conv(inputs), expected))
+    weight, bias = fit_conv(conv, inputs, expected, ridge, max_positions, generator)
+    after = float(F.mse_loss(apply_conv(conv, inputs, weight, bias), expected))
     if kept := keeps_fit(before, after):
         conv.weight.copy_(weight)
         if conv.bias is not None:

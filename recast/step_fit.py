@@ -4,7 +4,10 @@
 shortcut) to the teacher block's pre-activation by least squares, its BNs first
 given the calibration images' statistics (recast/solve.py) on a fixed set;
 ``--solve target+next`` also re-solves the first conv(s) of the rebuilt next
-block on the kept channels (He et al. 2017; ThiNet). ``--bn-recalibration N``
+block on the kept channels (He et al. 2017; ThiNet), a block the next step
+replaces; ``--solve input`` re-solves instead the warm-started target's own
+input convs on the channels its narrowed input kept, where it lasts (recast/
+reconstruct.py). ``--bn-recalibration N``
 re-estimates the student's BN statistics on N calibration images after each
 step. The calibration images are the first training images, unaugmented, so a
 fit consumes no random numbers and a resumed run replays it exactly.
@@ -18,6 +21,7 @@ from torch import Tensor, nn
 from blocks import BasicBlock, ConvBlock
 from blocks.weights import conv_bn_pairs
 from recast.bn_statistics import recalibrate_bn
+from recast.reconstruct import reconstruct_inputs
 from recast.solve import can_solve, fit_next_conv, solve_block
 from recast.surgery import StudentSurgery, run_blocks
 
@@ -54,6 +58,25 @@ def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last
     for module, training in modes:
         module.training = training
     return result
+
+
+@torch.no_grad()
+def reconstruct_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
+                     images: Tensor) -> dict[str, float]:
+    """``--solve input``: re-solve block ``index``'s warm-started target's input convs
+    on the channels its narrowed input kept (recast/reconstruct.py)."""
+    in_idx = surgery.input_channels(index)
+    if len(in_idx) >= surgery.plan.steps[index].block.in_channels:
+        return {}  # nothing was dropped before this block
+    student = surgery.blocks
+    modes = [(m, m.training) for m in student.modules()]
+    student.eval()
+    t_in = run_blocks(teacher, images, 0, index - 1)
+    s_in = run_blocks(student, images, 0, index - 1)
+    fit = reconstruct_inputs(teacher[index], student[index], s_in, t_in, in_idx)
+    for module, training in modes:
+        module.training = training
+    return {k: fit[k] for k in ("mse_before", "mse_after") if k in fit}
 
 
 def _fit_next(source: nn.Module, rebuilt: nn.Module, s_in: Tensor, t_in: Tensor) -> None:

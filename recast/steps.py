@@ -22,7 +22,8 @@ from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.solve import keeps_fit
-from recast.step_fit import calibration_images, recalibrate, solve_step
+from recast.step_fit import calibration_images, recalibrate, reconstruct_step, \
+    solve_step
 from recast.surgery import StudentSurgery, run_blocks
 from recast.training import evaluate, run_batches
 from recast.warmstart import can_warm_start, warm_student
@@ -86,7 +87,10 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     if solve != "none" or config.bn_recalibration:
         calibration = calibration_images(
             train_loader, max(SOLVE_IMAGES, config.bn_recalibration), device)
-    if solve != "none":
+    if solve == "input":
+        fit = reconstruct_step(surgery, teacher, index, calibration[:SOLVE_IMAGES]) \
+            if warm else {}
+    elif solve != "none":
         fit = solve_step(surgery, teacher, index, last, calibration[:SOLVE_IMAGES], solve,
                          fresh=not warm and config.solve_hidden == "principal")
     first_trained = index if config.freeze_prefix else 0

@@ -67,6 +67,9 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # its residual path must add (--solve-hidden principal) before conv2 is fitted
     "solve-principal-warmup-ce-sgd-lr02": (0.2, _solved("ce", finetune_warmup=1.0,
                                                         solve_hidden="principal")),
+    # the warm start plus each warm-started target's input convs re-solved on the kept
+    # channels of its narrowed input (--solve input: He et al. 2017, ThiNet)
+    "input-ce-sgd-lr02": (0.2, _solved("ce", solve="input")),
     # the teacher's block outputs as hints at every block of the same shape (a
     # transformation keeps all widths) after the closed-form start; after the warm
     # start it is loss-hint-ce below
@@ -98,6 +101,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-ce-sgd-lr02"),
     ("logit MSE + CE fine-tune after the closed-form start and warm-up",
      "solve-warmup-mse-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
+    ("re-solving each warm-started target's input convs on the kept channels",
+     "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
      "solve-principal-warmup-ce-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
 )

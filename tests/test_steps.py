@@ -65,3 +65,16 @@ def test_principal_hidden_only_replaces_a_conv1_no_warm_start_filled(
                          torch.device("cpu"), Progress(quiet=True))
     assert seen == [fresh]
     assert record.fit_mse_after is not None and record.fit_mse_after < record.fit_mse_before
+
+
+def test_solve_input_re_solves_only_targets_whose_input_was_narrowed(loaders) -> None:
+    plan = make_plan(walk(build_model("vgg11", width=0.25)), "conv", 0.5)
+    config = RecastConfig(epochs_per_block=1 / len(loaders[0]), solve="input")
+    surgery = StudentSurgery(plan, config.init, torch.device("cpu"))
+    teacher = torch.nn.ModuleList(b.module for b in plan.chain.blocks).eval()
+    first, second = (s.block.index for s in plan.recast_steps()[:2])
+    records = [recast_step(surgery, teacher, index, config, loaders[0], loaders[1],
+                           torch.device("cpu"), Progress(quiet=True))
+               for index in (first, second)]
+    assert records[0].fit_mse_before is None  # it reads the images: nothing dropped
+    assert records[1].fit_kept and records[1].fit_mse_after < records[1].fit_mse_before

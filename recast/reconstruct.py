@@ -1,0 +1,87 @@
+"""Channel-pruning reconstruction of a warm-started target (He et al. 2017; ThiNet).
+
+A warm start copies a teacher conv's filters for the input channels the
+student kept: the dropped inputs' share of every output is lost, and each
+narrowed step compounds it. Re-solving the target's input convs by least
+squares on the student's kept inputs, to give the teacher convs' outputs from
+their full inputs, puts back what a linear map of the kept channels can. The
+filters keep their teacher channels, so the target's BN statistics still hold.
+"""
+
+import torch
+from torch import Tensor, fx, nn
+
+from blocks import BasicBlock, ConvBlock
+from blocks.weights import conv_bn_pairs
+from recast.solve import refit_conv
+
+
+def copied_rows(weight: Tensor, teacher_weight: Tensor, in_idx: Tensor) -> Tensor | None:
+    """The teacher filters (sliced to the ``in_idx`` inputs) that ``weight``'s filters
+    are copies of, in order; None if any filter is no such copy."""
+    if teacher_weight.shape[2:] != weight.shape[2:] or len(in_idx) != weight.shape[1]:
+        return None
+    teacher = teacher_weight[:, in_idx.to(teacher_weight.device)].flatten(1)
+    distance, rows = torch.cdist(weight.flatten(1), teacher,
+                                 compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+    tolerance = 1e-6 * (1.0 + float(teacher.norm(dim=1).max()))
+    return rows if bool((distance <= tolerance).all()) else None
+
+
+def _conv_output(source: fx.GraphModule, conv: nn.Conv2d, inputs: Tensor) -> Tensor:
+    """What ``conv`` inside ``source`` outputs when ``source`` runs on ``inputs``
+    (after a pre-activation BN-ReLU too)."""
+    seen: list[Tensor] = []
+    handle = conv.register_forward_hook(lambda module, args, output: seen.append(output))
+    try:
+        source(inputs)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def _input_convs(target: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
+    """(conv, its BN) of the target that read the block's input."""
+    if isinstance(target, ConvBlock):
+        return [(target.conv, target.bn)]
+    if isinstance(target, BasicBlock):
+        side = target.shortcut
+        return [(target.conv1, target.bn1)] + \
+            ([(side[0], side[1])] if isinstance(side, nn.Sequential) else [])
+    return []
+
+
+@torch.no_grad()
+def reconstruct_inputs(source: fx.GraphModule, target: nn.Module, student_inputs: Tensor,
+                       teacher_inputs: Tensor, in_idx: Tensor) -> dict[str, float]:
+    """Re-solve each conv of ``target`` that reads the block's input and was copied from
+    a conv of teacher block ``source`` (the ``in_idx`` teacher channels the student's
+    input holds), so it gives that teacher conv's outputs.
+
+    Convs that are no such copy (a selection shortcut, a target no warm start
+    filled) are left alone. Returns the summed conv-output mse_before and
+    mse_after over the convs re-solved (nothing if none was).
+    """
+    block = target[0] if isinstance(target, nn.Sequential) else target
+    teacher_convs = [conv for conv, _ in conv_bn_pairs(source)]
+    modes = [(m, m.training) for m in [*source.modules(), *target.modules()]]
+    source.eval()
+    target.eval()
+    before = after = 0.0
+    fitted = solved = 0
+    try:
+        for conv, bn in _input_convs(block):
+            for teacher_conv in teacher_convs:
+                rows = copied_rows(conv.weight, teacher_conv.weight, in_idx)
+                if rows is None:
+                    continue
+                expected = _conv_output(source, teacher_conv, teacher_inputs)[:, rows]
+                fit = refit_conv(conv, bn, student_inputs, expected)
+                before, after = before + fit["mse_before"], after + fit["mse_after"]
+                fitted, solved = fitted + 1, solved + int(fit["solved"])
+                break
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    return {"mse_before": before, "mse_after": after, "solved": float(solved)} \
+        if fitted else {}
