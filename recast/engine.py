@@ -107,7 +107,9 @@ class Recaster:
         """Decide an unset fine-tune warm-up from what the block steps did; say so."""
         if self.config.finetune_warmup is not None:
             return
-        self.config = self.config.settle_warmup(solved=any(s.fit_kept for s in steps))
+        # a re-solve of input convs keeps the warm start's targets: no closed-form start
+        solved = self.config.solve != "input" and any(s.fit_kept for s in steps)
+        self.config = self.config.settle_warmup(solved=solved)
         if self.config.finetune_warmup:
             self.progress.log(f"fine-tune warm-up: {self.config.finetune_warmup:g} epoch(s), "
                               f"after a closed-form start")

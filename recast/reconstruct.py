@@ -5,7 +5,10 @@ student kept: the dropped inputs' share of every output is lost, and each
 narrowed step compounds it. Re-solving the target's input convs by least
 squares on the student's kept inputs, to give the teacher convs' outputs from
 their full inputs, puts back what a linear map of the kept channels can. The
-filters keep their teacher channels, so the target's BN statistics still hold.
+filters keep their teacher channels, so the target's BN (the teacher's) reads
+what it was estimated on, up to the fit's error. A conv block started from a
+basic block's shortcut (its 1x1 weights in a 3x3 centre tap) matches no teacher
+conv and is left as it is.
 """
 
 import torch
@@ -19,7 +22,8 @@ from recast.solve import refit_conv
 def copied_rows(weight: Tensor, teacher_weight: Tensor, in_idx: Tensor) -> Tensor | None:
     """The teacher filters (sliced to the ``in_idx`` inputs) that ``weight``'s filters
     are copies of, in order; None if any filter is no such copy."""
-    if teacher_weight.shape[2:] != weight.shape[2:] or len(in_idx) != weight.shape[1]:
+    if teacher_weight.shape[2:] != weight.shape[2:] or len(in_idx) != weight.shape[1] \
+            or teacher_weight.shape[1] <= int(in_idx.max()):  # it does not read this input
         return None
     teacher = teacher_weight[:, in_idx.to(teacher_weight.device)].flatten(1)
     distance, rows = torch.cdist(weight.flatten(1), teacher,
@@ -29,12 +33,14 @@ def copied_rows(weight: Tensor, teacher_weight: Tensor, in_idx: Tensor) -> Tenso
 
 
 def _conv_output(source: fx.GraphModule, conv: nn.Conv2d, inputs: Tensor) -> Tensor:
-    """What ``conv`` inside ``source`` outputs when ``source`` runs on ``inputs``
-    (after a pre-activation BN-ReLU too)."""
+    """What ``conv`` inside ``source`` outputs on its first call when ``source`` runs on
+    ``inputs`` (after a pre-activation BN-ReLU too). A copy: an in-place ReLU after the
+    conv, or on the inputs, must not change it."""
     seen: list[Tensor] = []
-    handle = conv.register_forward_hook(lambda module, args, output: seen.append(output))
+    handle = conv.register_forward_hook(
+        lambda module, args, output: seen.append(output.clone()) if not seen else None)
     try:
-        source(inputs)
+        source(inputs.clone())
     finally:
         handle.remove()
     return seen[0]
@@ -59,8 +65,9 @@ def reconstruct_inputs(source: fx.GraphModule, target: nn.Module, student_inputs
     input holds), so it gives that teacher conv's outputs.
 
     Convs that are no such copy (a selection shortcut, a target no warm start
-    filled) are left alone. Returns the summed conv-output mse_before and
-    mse_after over the convs re-solved (nothing if none was).
+    filled) are left alone. Returns the conv-output mse_before and mse_after
+    summed over the convs matched (a refused fit counts as unchanged), or
+    nothing if none was.
     """
     block = target[0] if isinstance(target, nn.Sequential) else target
     teacher_convs = [conv for conv, _ in conv_bn_pairs(source)]
@@ -71,13 +78,14 @@ def reconstruct_inputs(source: fx.GraphModule, target: nn.Module, student_inputs
     fitted = solved = 0
     try:
         for conv, bn in _input_convs(block):
-            for teacher_conv in teacher_convs:
+            for teacher_conv in (c for c in teacher_convs if c.groups == 1):
                 rows = copied_rows(conv.weight, teacher_conv.weight, in_idx)
                 if rows is None:
                     continue
                 expected = _conv_output(source, teacher_conv, teacher_inputs)[:, rows]
                 fit = refit_conv(conv, bn, student_inputs, expected)
-                before, after = before + fit["mse_before"], after + fit["mse_after"]
+                before += fit["mse_before"]  # a refused fit leaves its conv as it was
+                after += fit["mse_after"] if fit["solved"] else fit["mse_before"]
                 fitted, solved = fitted + 1, solved + int(fit["solved"])
                 break
     finally:

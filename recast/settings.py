@@ -76,7 +76,8 @@ class RecastConfig:
         "re-solves the rebuilt next block's input conv on the kept channels; auto: target "
         "on the steps that change a block's kind (as basic -> conv), none on "
         "those that keep it; input instead re-solves a warm-started target's input "
-        "convs on the channels its narrowed input kept (He et al. 2017, ThiNet)",
+        "convs on the channels its narrowed input kept (He et al. 2017, ThiNet; not "
+        "a conv started from a basic block's shortcut)",
         choices=("none", "auto", "target", "target+next", "input")))
     solve_hidden: str = field(default="random", metadata=setting(
         "with --solve, a basic target no warm start filled: its conv1 as built (random), "
@@ -205,11 +206,14 @@ class RecastConfig:
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
-        if self.solve_hidden != "random" and (self.solve == "none"
+        if self.solve_hidden != "random" and (self.solve in ("none", "input")
                                                or self.block_training == "local"):
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "
                               f"target) and keep --block-training sequential")
+        if self.solve == "input" and self.init == "random":
+            raise RecastError("--solve input re-solves warm-started targets, and --init "
+                              "random starts none; drop one of them")
         return self
 
     def to_json(self) -> dict[str, Any]:

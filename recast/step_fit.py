@@ -71,11 +71,13 @@ def reconstruct_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int
     student = surgery.blocks
     modes = [(m, m.training) for m in student.modules()]
     student.eval()
-    t_in = run_blocks(teacher, images, 0, index - 1)
-    s_in = run_blocks(student, images, 0, index - 1)
-    fit = reconstruct_inputs(teacher[index], student[index], s_in, t_in, in_idx)
-    for module, training in modes:
-        module.training = training
+    try:
+        t_in = run_blocks(teacher, images, 0, index - 1)
+        s_in = run_blocks(student, images, 0, index - 1)
+        fit = reconstruct_inputs(teacher[index], student[index], s_in, t_in, in_idx)
+    finally:
+        for module, training in modes:
+            module.training = training
     return {k: fit[k] for k in ("mse_before", "mse_after") if k in fit}
 
 

@@ -49,7 +49,8 @@ class StepRecord:
     together: bool = False  # trained in one joint pass: seconds and images are the pass's
     # --solve: the target's pre-activation MSE against the teacher before and after the
     # fit, both with its BNs given the calibration images' statistics (records older
-    # than recast/solve.py match_batch_statistics measured "before" with the warm start's)
+    # than recast/solve.py match_batch_statistics measured "before" with the warm start's);
+    # --solve input: the re-solved input convs' output MSE, summed (recast/reconstruct.py)
     fit_mse_before: float | None = None
     fit_mse_after: float | None = None
 

@@ -203,7 +203,9 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
             if any(run.get("step_fit_mse", [])):
                 fits = ", ".join("-" if fit is None else f"{fit[0]:.3g} -> {fit[1]:.3g}"
                                  for fit in run["step_fit_mse"])
-                lines.append(f"  - closed-form fit, pre-activation MSE before -> after: "
-                             f"[{fits}]")
+                what = "input convs re-solved, their output MSE summed" \
+                    if run.get("config", {}).get("solve") == "input" \
+                    else "closed-form fit, pre-activation MSE"
+                lines.append(f"  - {what} before -> after: [{fits}]")
         lines.append("")
     return "\n".join(lines) + "\n"

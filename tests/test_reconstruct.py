@@ -66,3 +66,51 @@ def test_reconstruct_inputs_leaves_a_target_no_warm_start_filled():
     in_idx = torch.arange(block.in_channels // 2)
     assert reconstruct_inputs(block.module, target, x[:, in_idx], x, in_idx) == {}
     assert all(torch.equal(v, state[k]) for k, v in target.state_dict().items())
+
+
+class _InPlaceConvBlock(nn.Module):
+    """conv -> BN -> in-place ReLU, as torchvision's VGG writes it."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+def test_reconstruct_inputs_fits_the_conv_output_before_an_in_place_relu():
+    """The hook's copy is the conv's output, not what the ReLU left of it in place."""
+    from torch import fx
+
+    torch.manual_seed(0)
+    teacher = _InPlaceConvBlock(8, 6).eval()
+    source = fx.symbolic_trace(teacher)
+    in_idx = torch.arange(0, 8, 2)
+    target = ConvBlock(len(in_idx), 3)
+    out_idx = warm_conv(source, target, in_idx)
+    mixing = torch.randn(8, 3)
+    x = torch.einsum("ck,nkhw->nchw", mixing, torch.randn(32, 3, 8, 8))
+    result = reconstruct_inputs(source, target, x[:, in_idx], x, in_idx)
+    with torch.no_grad():
+        expected = teacher.conv(x)[:, out_idx]
+        assert (expected < 0).any()
+        assert float(F.mse_loss(target.conv(x[:, in_idx]), expected)) < \
+            0.1 * result["mse_before"]
+
+
+def test_a_conv_started_from_a_basic_blocks_shortcut_is_left_alone():
+    """Its 1x1 weights sit in a 3x3 centre tap, no copy of a teacher filter; the
+    teacher's second conv, which does not read the block input, is not tried."""
+    from blocks.conv import warm_conv_from_basic
+
+    torch.manual_seed(0)
+    chain = walk(build_model("resnet20", width=0.25).eval(), (1, 3, 32, 32))
+    block = next(b for b in chain.blocks if b.kind == "basic" and b.out_channels > b.in_channels)
+    in_idx = torch.arange(block.in_channels // 2)
+    target = ConvBlock(len(in_idx), block.out_channels // 2, block.stride)
+    warm_conv_from_basic(block.module, target, in_idx)
+    x = torch.randn(4, block.in_channels, *block.in_shape[2:])
+    assert reconstruct_inputs(block.module, target, x[:, in_idx], x, in_idx) == {}

@@ -126,3 +126,10 @@ def test_solve_hidden_without_a_closed_form_start_is_refused():
     with pytest.raises(RecastError, match="--block-training sequential"):
         RecastConfig(solve="auto", solve_hidden="principal", block_training="local").validate()
     assert RecastConfig(solve="auto", solve_hidden="principal").validate().solve == "auto"
+
+
+def test_solve_input_combinations_that_do_nothing_are_refused():
+    with pytest.raises(RecastError, match="--solve-hidden principal"):
+        RecastConfig(solve="input", solve_hidden="principal").validate()
+    with pytest.raises(RecastError, match="--init random"):
+        RecastConfig(solve="input", init="random").validate()
