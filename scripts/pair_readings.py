@@ -88,16 +88,21 @@ READINGS: dict[str, dict[str, str]] = {
                "seventh session), the steps end at 73-75%, 70-71% and 67-68% and the "
                "same recipe reaches 78.62 ± 0.09 (3 seeds), 0.94-1.39 over the old "
                "preset on each seed, so the `fast` preset now runs it (`--solve "
-               "auto`). It still ends under KD (79.60 ± 0.40, 2 seeds): the CE "
+               "auto`). It still ends under KD (79.63 ± 0.29, 3 seeds): the CE "
                "fine-tune drops the teacher's signal, and KD keeps it for all 18 "
                "epochs. The same start with the fine-tune on logit MSE + CE "
-               "(`solve-warmup-mse-sgd-lr02`) reaches 79.70 (seed 0), level with KD "
-               "(+0.11), at 1.7x the CE recipe's wall time",
-        "next": "seeds 1-2 of the logit-MSE fine-tune after the closed-form start, "
-                "and KD's seed 1; a warm start of the basic block's first conv from "
-                "the dense block's first bottleneck conv (not measured yet); the last "
-                "step's fit leaves 78% of the teacher's variance (2.46 of 3.15, "
-                "benchmarks/fit-diagnosis.md), the block before the head",
+               "(`solve-warmup-mse-sgd-lr02`) reaches 79.84 ± 0.14 (3 seeds), +0.21 "
+               "over KD, at 1.8x the CE recipe's wall time. Giving the fresh basic "
+               "target's conv1 the principal directions of what its residual path "
+               "must add (`--solve-hidden principal`) lowers the fit's train-mode MSE "
+               "at the last two steps by a quarter and a tenth "
+               "(benchmarks/fit-diagnosis.md) and lifts the CE recipe on every seed "
+               "to 78.97 ± 0.03 (+0.35); the last step's fit still leaves 71% of the "
+               "teacher's variance (2.23 of 3.15), the block before the head",
+        "next": "the principal conv1 with the logit-MSE fine-tune; the principal "
+                "conv1 in the `fast` preset once the benchmark reports it on every "
+                "transformation pair (a run of ResNet-56 under the new variant); a "
+                "fine-tune that keeps the teacher's signal at less than KD's cost",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
