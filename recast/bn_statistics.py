@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from recast.errors import RecastError
+from recast.modes import held_in_eval
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -35,24 +36,21 @@ def recalibrate_bn(model: nn.Module, batches: Iterable, max_batches: int = 200,
     if first is None or max_batches < 1:
         raise RecastError("recalibrate_bn got no batches; pass a loader that yields images")
     device = device or next(model.parameters(), torch.zeros(0)).device
-    modes = [(m, m.training) for m in model.modules()]
     momenta = [norm.momentum for norm in norms]
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
     images = 0
-    try:
-        for batch in itertools.islice(itertools.chain([first], batches), max_batches):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x.to(device))
-            images += len(x)
-    finally:
-        for norm, momentum in zip(norms, momenta):
-            norm.momentum = momentum
-        for module, mode in modes:
-            module.training = mode
+    with held_in_eval(model):
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+            norm.train()
+        try:
+            for batch in itertools.islice(itertools.chain([first], batches), max_batches):
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(x.to(device))
+                images += len(x)
+        finally:
+            for norm, momentum in zip(norms, momenta):
+                norm.momentum = momentum
     return images
 
 
@@ -78,12 +76,9 @@ def match_batch_statistics(block: nn.Module, inputs: Tensor) -> None:
 
     hooks = [m.register_forward_pre_hook(from_input) for m in block.modules()
              if isinstance(m, _BatchNorm) and m.running_mean is not None]
-    training = [(m, m.training) for m in block.modules()]
-    block.eval()
     try:
-        block(inputs)
+        with held_in_eval(block):
+            block(inputs)
     finally:
         for hook in hooks:
             hook.remove()
-        for module, mode in training:
-            module.training = mode

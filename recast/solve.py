@@ -19,6 +19,7 @@ from recast.bn_statistics import match_batch_statistics
 from recast.errors import RecastError
 from recast.least_squares import apply_conv, fit_conv, fit_convs, install_linear_fit, \
     principal_filters
+from recast.modes import held_in_eval
 from recast.ops import node_role, target_name
 
 
@@ -176,10 +177,7 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
                           f"{type(target).__name__}; keep the warm start for this block")
     block = target[0] if isinstance(target, nn.Sequential) else target
     conv = block.conv if isinstance(block, ConvBlock) else block.conv2
-    modes = [(m, m.training) for m in [*source.modules(), *target.modules()]]
-    source.eval()
-    target.eval()
-    try:
+    with held_in_eval(source, target):
         expected = preactivation(source, teacher_inputs)
         if out_idx is not None:
             expected = expected[:, out_idx.to(expected.device)]
@@ -210,9 +208,6 @@ def solve_block(source: fx.GraphModule, target: nn.Module, student_inputs: Tenso
             raise
         if not kept:
             block.load_state_dict(saved)
-    finally:
-        for module, mode in modes:
-            module.training = mode
     return {"mse_before": before, "mse_after": after, "teacher_var": float(expected.var()),
             "solved": float(kept)}
 

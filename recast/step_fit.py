@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from blocks import BasicBlock, ConvBlock
 from blocks.weights import conv_bn_pairs
 from recast.bn_statistics import recalibrate_bn
+from recast.modes import held_in_eval
 from recast.reconstruct import reconstruct_inputs
 from recast.solve import can_solve, fit_next_conv, solve_block
 from recast.surgery import StudentSurgery, run_blocks
@@ -41,22 +42,21 @@ def solve_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int, last
     """Fit block ``index``'s target (and, with ``target+next``, the rebuilt next block);
     ``fresh``: a basic target's conv1 first gets principal directions (solve_block)."""
     student = surgery.blocks
-    modes = [(m, m.training) for m in student.modules()]
-    student.eval()
-    t_in = run_blocks(teacher, images, 0, index - 1)
-    s_in = run_blocks(student, images, 0, index - 1)
     result: dict[str, float] = {}
     target, kept, step = student[index], surgery.kept.get(index), surgery.plan.steps[index]
-    # a narrower target holds teacher channels only if a warm start or the surgery
-    # chose them (StudentSurgery: the channels the next block reads most); otherwise
-    # it has nothing of the teacher's to fit
-    if can_solve(target) and (kept is not None or step.out_channels == step.block.out_channels):
-        fit = solve_block(teacher[index], target, s_in, t_in, kept, fit_hidden=fresh)
-        result = {"mse_before": fit["mse_before"], "mse_after": fit["mse_after"]}
-    if mode == "target+next" and last > index:
-        _fit_next(teacher[index + 1], student[index + 1], target(s_in), teacher[index](t_in))
-    for module, training in modes:
-        module.training = training
+    with held_in_eval(student):
+        t_in = run_blocks(teacher, images, 0, index - 1)
+        s_in = run_blocks(student, images, 0, index - 1)
+        # a narrower target holds teacher channels only if a warm start or the surgery
+        # chose them (StudentSurgery: the channels the next block reads most); otherwise
+        # it has nothing of the teacher's to fit
+        if can_solve(target) and (kept is not None
+                                  or step.out_channels == step.block.out_channels):
+            fit = solve_block(teacher[index], target, s_in, t_in, kept, fit_hidden=fresh)
+            result = {"mse_before": fit["mse_before"], "mse_after": fit["mse_after"]}
+        if mode == "target+next" and last > index:
+            _fit_next(teacher[index + 1], student[index + 1], target(s_in),
+                      teacher[index](t_in))
     return result
 
 
@@ -69,15 +69,10 @@ def reconstruct_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int
     if len(in_idx) >= surgery.plan.steps[index].block.in_channels:
         return {}  # nothing was dropped before this block
     student = surgery.blocks
-    modes = [(m, m.training) for m in student.modules()]
-    student.eval()
-    try:
+    with held_in_eval(student):
         t_in = run_blocks(teacher, images, 0, index - 1)
         s_in = run_blocks(student, images, 0, index - 1)
         fit = reconstruct_inputs(teacher[index], student[index], s_in, t_in, in_idx)
-    finally:
-        for module, training in modes:
-            module.training = training
     return {k: fit[k] for k in ("mse_before", "mse_after") if k in fit}
 
 
