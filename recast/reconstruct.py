@@ -16,6 +16,7 @@ from torch import Tensor, fx, nn
 
 from blocks import BasicBlock, ConvBlock
 from blocks.weights import conv_bn_pairs
+from recast.modes import held_in_eval
 from recast.solve import refit_conv
 
 
@@ -32,18 +33,23 @@ def copied_rows(weight: Tensor, teacher_weight: Tensor, in_idx: Tensor) -> Tenso
     return rows if bool((distance <= tolerance).all()) else None
 
 
-def _conv_output(source: fx.GraphModule, conv: nn.Conv2d, inputs: Tensor) -> Tensor:
-    """What ``conv`` inside ``source`` outputs on its first call when ``source`` runs on
-    ``inputs`` (after a pre-activation BN-ReLU too). A copy: an in-place ReLU after the
-    conv, or on the inputs, must not change it."""
-    seen: list[Tensor] = []
-    handle = conv.register_forward_hook(
-        lambda module, args, output: seen.append(output.clone()) if not seen else None)
+def _conv_outputs(source: fx.GraphModule, convs: list[nn.Conv2d],
+                  inputs: Tensor) -> list[Tensor]:
+    """What each of ``convs`` inside ``source`` outputs on its first call, from one run
+    of ``source`` on ``inputs`` (after a pre-activation BN-ReLU too). Copies: an
+    in-place ReLU after a conv, or on the inputs, must not change them."""
+    seen: dict[nn.Conv2d, Tensor] = {}
+
+    def keep(module: nn.Module, args, output: Tensor) -> None:
+        seen.setdefault(module, output.clone())
+
+    handles = [conv.register_forward_hook(keep) for conv in convs]
     try:
         source(inputs.clone())
     finally:
-        handle.remove()
-    return seen[0]
+        for handle in handles:
+            handle.remove()
+    return [seen[conv] for conv in convs]
 
 
 def _input_convs(target: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
@@ -70,26 +76,23 @@ def reconstruct_inputs(source: fx.GraphModule, target: nn.Module, student_inputs
     nothing if none was.
     """
     block = target[0] if isinstance(target, nn.Sequential) else target
-    teacher_convs = [conv for conv, _ in conv_bn_pairs(source)]
-    modes = [(m, m.training) for m in [*source.modules(), *target.modules()]]
-    source.eval()
-    target.eval()
-    before = after = 0.0
-    fitted = solved = 0
-    try:
-        for conv, bn in _input_convs(block):
-            for teacher_conv in (c for c in teacher_convs if c.groups == 1):
-                rows = copied_rows(conv.weight, teacher_conv.weight, in_idx)
-                if rows is None:
-                    continue
-                expected = _conv_output(source, teacher_conv, teacher_inputs)[:, rows]
-                fit = refit_conv(conv, bn, student_inputs, expected)
-                before += fit["mse_before"]  # a refused fit leaves its conv as it was
-                after += fit["mse_after"] if fit["solved"] else fit["mse_before"]
-                fitted, solved = fitted + 1, solved + int(fit["solved"])
+    teacher_convs = [conv for conv, _ in conv_bn_pairs(source) if conv.groups == 1]
+    matches = []  # (conv, its BN, the teacher conv it copies, the rows it copies)
+    for conv, bn in _input_convs(block):
+        for teacher_conv in teacher_convs:
+            rows = copied_rows(conv.weight, teacher_conv.weight, in_idx)
+            if rows is not None:
+                matches.append((conv, bn, teacher_conv, rows))
                 break
-    finally:
-        for module, mode in modes:
-            module.training = mode
-    return {"mse_before": before, "mse_after": after, "solved": float(solved)} \
-        if fitted else {}
+    if not matches:
+        return {}
+    before = after = 0.0
+    solved = 0
+    with held_in_eval(source, target):
+        outputs = _conv_outputs(source, [m[2] for m in matches], teacher_inputs)
+        for (conv, bn, _, rows), output in zip(matches, outputs):
+            fit = refit_conv(conv, bn, student_inputs, output[:, rows])
+            before += fit["mse_before"]  # a refused fit leaves its conv as it was
+            after += fit["mse_after"] if fit["solved"] else fit["mse_before"]
+            solved += int(fit["solved"])
+    return {"mse_before": before, "mse_after": after, "solved": float(solved)}
