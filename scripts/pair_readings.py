@@ -49,7 +49,7 @@ READINGS: dict[str, dict[str, str]] = {
                "recast led kd-mse by 1.05 on one seed of kd-mse, which this teacher's "
                "seeds do not repeat. Re-solving each warm-started target's input convs "
                "on the kept channels (`--solve input`, the reconstruction step of "
-               "channel pruning) cuts their output error 3-8x and ends the steps up to "
+               "channel pruning) cuts their output error 2.7-8.5x and ends the steps up to "
                "1.5 points higher, yet the fine-tune ends level (80.48 against 80.50, "
                "seed 0). Our reading: at 18 epochs this student's size, "
                "not the teacher signal or its start, bounds every method",
