@@ -52,8 +52,9 @@ def _conv_outputs(source: fx.GraphModule, convs: list[nn.Conv2d],
     return [seen[conv] for conv in convs]
 
 
-def _input_convs(target: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
-    """(conv, its BN) of the target that read the block's input."""
+def input_convs(target: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
+    """(conv, its BN) of the target that read the block's input: a conv block's conv; a
+    basic block's conv1, then its projection shortcut's conv if it has one."""
     if isinstance(target, ConvBlock):
         return [(target.conv, target.bn)]
     if isinstance(target, BasicBlock):
@@ -78,7 +79,7 @@ def reconstruct_inputs(source: fx.GraphModule, target: nn.Module, student_inputs
     block = target[0] if isinstance(target, nn.Sequential) else target
     teacher_convs = [conv for conv, _ in conv_bn_pairs(source) if conv.groups == 1]
     matches = []  # (conv, its BN, the teacher conv it copies, the rows it copies)
-    for conv, bn in _input_convs(block):
+    for conv, bn in input_convs(block):
         for teacher_conv in teacher_convs:
             rows = copied_rows(conv.weight, teacher_conv.weight, in_idx)
             if rows is not None:

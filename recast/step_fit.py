@@ -18,11 +18,10 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from blocks import BasicBlock, ConvBlock
 from blocks.weights import conv_bn_pairs
 from recast.bn_statistics import recalibrate_bn
 from recast.modes import held_in_eval
-from recast.reconstruct import reconstruct_inputs
+from recast.reconstruct import input_convs, reconstruct_inputs
 from recast.solve import can_solve, fit_next_conv, solve_block
 from recast.surgery import StudentSurgery, run_blocks
 
@@ -77,18 +76,16 @@ def reconstruct_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int
 
 
 def _fit_next(source: nn.Module, rebuilt: nn.Module, s_in: Tensor, t_in: Tensor) -> None:
-    """Re-solve the input conv(s) of a rebuilt block to give the teacher's outputs."""
+    """Re-solve the input conv(s) of a rebuilt block to give the teacher's outputs: the
+    first 3x3 conv from the teacher's, a projection shortcut from its 1x1 (or its input)."""
     block = rebuilt[0] if isinstance(rebuilt, nn.Sequential) else rebuilt
     pairs = conv_bn_pairs(source)
-    main = [p for p in pairs if p[0].kernel_size == (3, 3)]
-    side = [p for p in pairs if p[0].kernel_size == (1, 1)]
-    if isinstance(block, ConvBlock) and main:
-        fit_next_conv(block.conv, block.bn, main[0][0], s_in, t_in)
-    elif isinstance(block, BasicBlock) and main:
-        fit_next_conv(block.conv1, block.bn1, main[0][0], s_in, t_in)
-        if isinstance(block.shortcut, nn.Sequential):
-            fit_next_conv(block.shortcut[0], block.shortcut[1], side[0][0] if side else None,
-                          s_in, t_in)
+    main = [p[0] for p in pairs if p[0].kernel_size == (3, 3)]
+    side = [p[0] for p in pairs if p[0].kernel_size == (1, 1)]
+    if not main:
+        return
+    for (conv, bn), teacher_conv in zip(input_convs(block), [main[0], (side or [None])[0]]):
+        fit_next_conv(conv, bn, teacher_conv, s_in, t_in)
 
 
 def recalibrate(student: nn.ModuleList, last: int, images: Tensor,
