@@ -67,6 +67,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # its residual path must add (--solve-hidden principal) before conv2 is fitted
     "solve-principal-warmup-ce-sgd-lr02": (0.2, _solved("ce", finetune_warmup=1.0,
                                                         solve_hidden="principal")),
+    # both DenseNet -> basic gains together: the principal conv1, then the logit MSE + CE
+    # fine-tune
+    "solve-principal-warmup-mse-sgd-lr02": (0.2, _solved("mse-ce", finetune_warmup=1.0,
+                                                         solve_hidden="principal")),
     # the warm start plus each warm-started target's input convs re-solved on the kept
     # channels of its narrowed input (--solve input: He et al. 2017, ThiNet)
     "input-ce-sgd-lr02": (0.2, _solved("ce", solve="input")),
@@ -105,6 +109,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
      "solve-principal-warmup-ce-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
+    ("principal conv1 under the logit MSE + CE fine-tune",
+     "solve-principal-warmup-mse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
 )
 
 # The variant reported as "recast" on each kind of pair: the one the `fast` preset
