@@ -21,7 +21,8 @@ from recast.finetune import finetune
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
+from recast.steps import (CLOSED_FORM, INPUT_CONVS, StepRecord, block_loss_label,
+                          recast_all_at_once, recast_step)
 from recast.surgery import StudentSurgery
 from recast.training import evaluate
 from recast.warmstart import warm_student
@@ -107,9 +108,7 @@ class Recaster:
         """Decide an unset fine-tune warm-up from what the block steps did; say so."""
         if self.config.finetune_warmup is not None:
             return
-        # a re-solve of input convs keeps the warm start's targets: no closed-form start
-        solved = self.config.solve != "input" and any(s.fit_kept for s in steps)
-        self.config = self.config.settle_warmup(solved=solved)
+        self.config = self.config.settle_warmup(solved=any(s.solved_start for s in steps))
         if self.config.finetune_warmup:
             self.progress.log(f"fine-tune warm-up: {self.config.finetune_warmup:g} epoch(s), "
                               f"after a closed-form start")
@@ -199,7 +198,7 @@ class Recaster:
 
     def _restore(self, saved: dict[str, Any], train_loader) -> list[StepRecord]:
         """Rebuild the student as the checkpoint left it and load its weights."""
-        steps = [StepRecord(**record) for record in saved["steps"]]
+        steps = [StepRecord(**with_fit_kind(record, self.config.solve)) for record in saved["steps"]]
         if self.config.block_training == "local":
             self.surgery.replace_all(warm_student(self.plan, self.config.init)[0])
         else:
@@ -221,3 +220,11 @@ class Recaster:
         """One point of the accuracy-vs-images curve, also sent live to TensorBoard."""
         self.curve.append({"images": images, "accuracy": round(accuracy, 2), "phase": phase})
         self.progress.scalar("test/accuracy_vs_images", accuracy, images)
+
+
+def with_fit_kind(record: dict[str, Any], solve: str) -> dict[str, Any]:
+    """A saved step record with its fit's kind: checkpoints written before records
+    named it take it from the run's --solve, the only one a run has."""
+    if record.get("fit_mse_after") is None or "fit_kind" in record:
+        return record
+    return dict(record, fit_kind=INPUT_CONVS if solve == "input" else CLOSED_FORM)

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from recast.plan import Plan
+from recast.steps import INPUT_CONVS
 from recast.report import compression_report, human, report_markdown
 
 
@@ -33,6 +34,7 @@ def add_steps(report: dict[str, Any], steps: list, finetune: dict[str, float]) -
         if record.fit_mse_before is not None:
             entry["step"]["fit_mse"] = [round(record.fit_mse_before, 5),
                                         round(record.fit_mse_after, 5)]
+            entry["step"]["fit_kind"] = record.fit_kind
     report["finetune"] = {k: int(v) if k == "images" else round(float(v), 4)
                           for k, v in finetune.items()}
 
@@ -78,6 +80,15 @@ def run_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fit(step: dict[str, Any]) -> str:
+    """A step's fit MSE before -> after, and what was fitted when not the target."""
+    if "fit_mse" not in step:
+        return "-"
+    kind = step.get("fit_kind")
+    return " -> ".join(map(str, step["fit_mse"])) + \
+        (f" ({kind}, summed)" if kind == INPUT_CONVS else "")
+
+
 def _step_lines(report: dict[str, Any]) -> list[str]:
     """The recast steps, block by block, and the fine-tune after them."""
     lines = ["## Recast steps", "", f"Block steps: {report.get('block_loss', 'MSE')}.", "",
@@ -90,7 +101,7 @@ def _step_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"| {block['index']} | {block['name']} | {block['kind']} -> "
                          f"{block['target']} | {step['final_mse']} | {step['accuracy_after']} "
                          f"| {step['seconds']} | {_warm(step)} | "
-                         f"{' -> '.join(map(str, step.get('fit_mse', []))) or '-'} |")
+                         f"{_fit(step)} |")
     if report.get("block_training") == "local":
         lines += ["", "All target blocks were trained in one joint pass (`--block-training "
                   "local`): accuracy, wall time and images are that pass's, shared by "

@@ -32,6 +32,11 @@ from recast.warmstart import can_warm_start, warm_student
 SOLVE_IMAGES = 256  # calibration images of a closed-form fit: enough, and cheap
 
 
+# what a step's least-squares fit solved for (StepRecord.fit_kind)
+CLOSED_FORM = "closed form"  # --solve auto/target/target+next: recast/solve.py
+INPUT_CONVS = "input convs"  # --solve input: recast/reconstruct.py
+
+
 @dataclass
 class StepRecord:
     """What one recast step did and what it left behind."""
@@ -47,19 +52,27 @@ class StepRecord:
     images: int
     warm_start: bool
     together: bool = False  # trained in one joint pass: seconds and images are the pass's
-    # --solve: the target's pre-activation MSE against the teacher before and after the
-    # fit, both with its BNs given the calibration images' statistics (records older
-    # than recast/solve.py match_batch_statistics measured "before" with the warm start's);
-    # --solve input: the re-solved input convs' output MSE, summed (recast/reconstruct.py)
+    # the MSE before and after the step's least-squares fit, of what its kind fits:
+    # CLOSED_FORM, the target's pre-activation against the teacher, both with its BNs
+    # given the calibration images' statistics (records older than recast/solve.py
+    # match_batch_statistics measured "before" with the warm start's); INPUT_CONVS, the
+    # re-solved input convs' outputs against their teacher convs', summed
     fit_mse_before: float | None = None
     fit_mse_after: float | None = None
+    fit_kind: str | None = None  # CLOSED_FORM or INPUT_CONVS when a fit ran
 
     @property
     def fit_kept(self) -> bool:
-        """Whether the closed-form fit ran and was kept (a fit that raised the MSE is
-        thrown away: recast/solve.py)."""
+        """Whether the fit ran and was kept (a fit that raised the MSE is thrown away:
+        recast/solve.py, recast/reconstruct.py)."""
         return self.fit_mse_after is not None and keeps_fit(self.fit_mse_before,
                                                              self.fit_mse_after)
+
+    @property
+    def solved_start(self) -> bool:
+        """Whether the target started from a kept closed-form fit (a re-solve of input
+        convs keeps the warm start's target)."""
+        return self.fit_kind == CLOSED_FORM and self.fit_kept
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +151,9 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
                  f"test accuracy {accuracy:.2f}%")
     return StepRecord(index, block.name, block.kind, plan_step.target, last, result["loss"],
                       accuracy, time.perf_counter() - started, int(result["images"]), warm,
-                      fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"))
+                      fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"),
+                      fit_kind=(INPUT_CONVS if solve == "input" else CLOSED_FORM)
+                      if "mse_after" in fit else None)
 
 
 def recast_all_at_once(plan: Plan, surgery: StudentSurgery, teacher: nn.ModuleList,

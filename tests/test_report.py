@@ -65,3 +65,21 @@ def test_recast_report_times_onnx_runtime_beside_pytorch_when_installed() -> Non
     from recast.report import report_markdown
 
     assert "| ONNX Runtime b1/b64 (ms) |" in report_markdown(report)
+
+
+def test_the_step_table_says_when_a_fit_solved_input_convs_not_the_target() -> None:
+    """Two steps' fit MSEs measure different things (recast/steps.py StepRecord); the
+    report must not print them as one quantity."""
+    from recast.run_report import _step_lines, add_steps
+    from recast.steps import CLOSED_FORM, INPUT_CONVS, StepRecord
+
+    report = {"blocks": [{"index": i, "name": f"b{i}", "kind": "basic", "target": "conv"}
+                         for i in range(2)]}
+    steps = [StepRecord(i, f"b{i}", "basic", "conv", i, 0.1, 50.0, 1.0, 64, True,
+                        fit_mse_before=0.5, fit_mse_after=0.25, fit_kind=kind)
+             for i, kind in enumerate((CLOSED_FORM, INPUT_CONVS))]
+    add_steps(report, steps, {})
+    rows = [line for line in _step_lines(report) if line.startswith("| 0 |") or
+            line.startswith("| 1 |")]
+    assert rows[0].endswith("| 0.5 -> 0.25 |")
+    assert rows[1].endswith("| 0.5 -> 0.25 (input convs, summed) |")

@@ -5,7 +5,7 @@ import torch
 
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.steps import recast_step
+from recast.steps import CLOSED_FORM, INPUT_CONVS, recast_step
 from recast.surgery import StudentSurgery
 from recast.models import build_model
 from recast.plan import make_plan
@@ -65,6 +65,7 @@ def test_principal_hidden_only_replaces_a_conv1_no_warm_start_filled(
                          torch.device("cpu"), Progress(quiet=True))
     assert seen == [fresh]
     assert record.fit_mse_after is not None and record.fit_mse_after < record.fit_mse_before
+    assert record.fit_kind == CLOSED_FORM and record.solved_start
 
 
 def test_solve_input_re_solves_only_targets_whose_input_was_narrowed(loaders) -> None:
@@ -78,3 +79,5 @@ def test_solve_input_re_solves_only_targets_whose_input_was_narrowed(loaders) ->
                for index in (first, second)]
     assert records[0].fit_mse_before is None  # it reads the images: nothing dropped
     assert records[1].fit_kept and records[1].fit_mse_after < records[1].fit_mse_before
+    assert records[0].fit_kind is None and records[1].fit_kind == INPUT_CONVS
+    assert not records[1].solved_start  # the warm start's target, its inputs re-solved
