@@ -165,6 +165,12 @@ class RecastConfig:
             return "target" if kind != target else "none"
         return self.solve
 
+    @property
+    def solves_targets(self) -> bool:
+        """Whether sequential block steps may start from a closed-form fit of the
+        target, the start --solve-hidden shapes."""
+        return self.solve not in ("none", "input") and self.block_training == "sequential"
+
     def settle_warmup(self, solved: bool) -> "RecastConfig":
         """This config with an unset fine-tune warm-up decided: one epoch after a
         closed-form start (on ResNet-56 -> plain it lifted the solved start's end by
@@ -206,8 +212,7 @@ class RecastConfig:
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
-        if self.solve_hidden != "random" and (self.solve in ("none", "input")
-                                               or self.block_training == "local"):
+        if self.solve_hidden != "random" and not self.solves_targets:
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "
                               f"target) and keep --block-training sequential")
@@ -235,7 +240,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="ce",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4,
-                 solve="auto"),
+                 solve="auto", solve_hidden="principal"),
     # seconds: for tests and the quick start
     "smoke": dict(epochs_per_block=0.1, finetune_epochs=0.25, lr=1e-3, optimizer="adam",
                   scheduler="cosine", batch_size=64, init="teacher"),
@@ -281,6 +286,8 @@ def make_config(preset: str, overrides: dict[str, Any], seed: int = 0) -> Recast
     settings.update(given)
     settings["seed"] = seed
     config = RecastConfig(**settings)
+    if "solve_hidden" not in given and not config.solves_targets:
+        config = replace(config, solve_hidden="random")  # the preset's needs a fit to shape
     if config.labels == "none":
         return without_labels(config, loss_chosen="finetune_loss" in given)
     return config.validate()

@@ -46,7 +46,8 @@ from recast.walker import walk  # noqa: E402
 from cifar10_results import entry_for, render, write_results  # noqa: E402
 from machine_load import LoadSampler  # noqa: E402
 from prune_baseline import run_prune_kd  # noqa: E402
-from bench_variants import HEADLINE_VARIANTS, VARIANTS, reads_teacher, uses_hints  # noqa: E402
+from bench_variants import (HEADLINE_VARIANTS, VARIANTS, headline_variant,  # noqa: E402
+                            reads_teacher, uses_hints)
 
 PAIRS: dict[str, dict[str, Any]] = {
     "vgg16-conv": dict(model="vgg16", teacher_width=0.25, target="conv", width=0.4,
@@ -86,7 +87,7 @@ def parse_args() -> argparse.Namespace:
                         help="comma list: recast, kd, kd-mse, scratch, hint, prune-kd")
     parser.add_argument("--variants", default=None,
                         help=f"recast variants to run ({', '.join(VARIANTS)}); default and "
-                             f"reported as 'recast': the `fast` preset's on the pair's kind, "
+                             f"reported as 'recast': the `fast` preset's on the pair (or its kind), "
                              + ", ".join(f"{k}: {v}" for k, v in HEADLINE_VARIANTS.items()))
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--budget", type=float, default=18.0, help="epochs of images")
@@ -237,7 +238,7 @@ def main() -> None:
             entry.pop("teacher")
         entry.setdefault("runs", {})
         variants = args.variants.split(",") if args.variants else \
-            [HEADLINE_VARIANTS[spec["kind"]]]  # the preset's on this kind of pair
+            [headline_variant(HEADLINE_VARIANTS, name, spec["kind"])]  # the preset's
         for seed in seeds:
             train = BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=seed)
             loaders = (train, test)

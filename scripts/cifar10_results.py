@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench_variants import headline_variant
 from cifar10_tables import first_seed, markdown
 from pair_teacher import counted_runs
 
@@ -29,10 +30,10 @@ def entry_for(results: dict, name: str) -> dict:
 
 
 def summarise(entry: dict, headlines: Mapping[str, str]) -> None:
-    """methods: mean/std over seeds, the headline variant of the pair's kind reported
+    """methods: mean/std over seeds, the pair's headline variant reported
     as 'recast'; runs that learned from another teacher than the pair's are left out."""
     methods, runs = {}, counted_runs(entry)
-    main_variant = headlines[entry["kind"]]
+    main_variant = headline_variant(headlines, entry["name"], entry["kind"])
     entry.pop("headline", None)  # set again below if the headline variant has runs
     for key, by_seed in runs.items():
         accs = [r["accuracy"] for r in by_seed.values()]

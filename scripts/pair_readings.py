@@ -97,12 +97,12 @@ READINGS: dict[str, dict[str, str]] = {
                "must add (`--solve-hidden principal`) lowers the fit's train-mode MSE "
                "at the last two steps by a quarter and a tenth "
                "(benchmarks/fit-diagnosis.md) and lifts the CE recipe on every seed "
-               "to 78.97 ± 0.03 (+0.35); the last step's fit still leaves 71% of the "
-               "teacher's variance (2.23 of 3.15), the block before the head",
-        "next": "the principal conv1 with the logit-MSE fine-tune; the principal "
-                "conv1 in the `fast` preset once the benchmark reports it on every "
-                "transformation pair (a run of ResNet-56 under the new variant); a "
-                "fine-tune that keeps the teacher's signal at less than KD's cost",
+               "to 78.97 ± 0.03 (+0.35), so the `fast` preset now runs it here (it "
+               "acts on no other pair: their targets are convs or warm-started); the "
+               "last step's fit still leaves 71% of the teacher's variance (2.23 of "
+               "3.15), the block before the head",
+        "next": "the principal conv1 with the logit-MSE fine-tune; a fine-tune that "
+                "keeps the teacher's signal at less than KD's cost",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
