@@ -17,13 +17,13 @@ from recast.plan import Plan, make_plan
 from recast.report import compression_report
 from recast.walker import Block, BlockChain, walk
 from recast.datasets import BatchLoader, load_data
-from recast.settings import PRESETS, RecastConfig
+from recast.settings import PRESETS, RecastConfig, make_config
 from recast.pipeline import RecastResult, recast
 from recast.serialize import load_student
 
 __all__ = [
     "BatchLoader", "Block", "BlockChain", "PRESETS", "Plan", "PlanError", "RecastConfig",
     "RecastError", "RecastResult", "WalkError", "build_model", "compression_report",
-    "load_data", "load_student", "make_plan", "model_names", "recast", "walk",
+    "load_data", "load_student", "make_config", "make_plan", "model_names", "recast", "walk",
 ]
 __version__ = "0.1.0"

@@ -21,8 +21,7 @@ from recast.finetune import finetune
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.steps import (CLOSED_FORM, INPUT_CONVS, StepRecord, block_loss_label,
-                          recast_all_at_once, recast_step)
+from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
 from recast.surgery import StudentSurgery
 from recast.training import evaluate
 from recast.warmstart import warm_student
@@ -198,7 +197,7 @@ class Recaster:
 
     def _restore(self, saved: dict[str, Any], train_loader) -> list[StepRecord]:
         """Rebuild the student as the checkpoint left it and load its weights."""
-        steps = [StepRecord(**with_fit_kind(record, self.config.solve)) for record in saved["steps"]]
+        steps = [StepRecord.from_json(record, self.config.solve) for record in saved["steps"]]
         if self.config.block_training == "local":
             self.surgery.replace_all(warm_student(self.plan, self.config.init)[0])
         else:
@@ -220,11 +219,3 @@ class Recaster:
         """One point of the accuracy-vs-images curve, also sent live to TensorBoard."""
         self.curve.append({"images": images, "accuracy": round(accuracy, 2), "phase": phase})
         self.progress.scalar("test/accuracy_vs_images", accuracy, images)
-
-
-def with_fit_kind(record: dict[str, Any], solve: str) -> dict[str, Any]:
-    """A saved step record with its fit's kind: checkpoints written before records
-    named it take it from the run's --solve, the only one a run has."""
-    if record.get("fit_mse_after") is None or "fit_kind" in record:
-        return record
-    return dict(record, fit_kind=INPUT_CONVS if solve == "input" else CLOSED_FORM)

@@ -82,7 +82,8 @@ class RecastConfig:
     solve_hidden: str = field(default="random", metadata=setting(
         "with --solve, a basic target no warm start filled: its conv1 as built (random), "
         "or (principal) the leading directions of what its residual path must add to "
-        "the shortcut, each with its negation, before conv2 is fitted",
+        "the shortcut, each with its negation, before conv2 is fitted (a preset's "
+        "principal gives way when the run makes no closed-form start)",
         choices=("random", "principal")))
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
@@ -153,14 +154,11 @@ class RecastConfig:
         return self.epochs_per_block * steps + self.finetune_epochs
 
     def solve_mode(self, kind: str, target: str) -> str:
-        """What --solve does at the step that turns a ``kind`` block into ``target``.
-
+        """What --solve does at the step that turns a ``kind`` block into ``target``:
         auto fits only a change of kind, where the warm start keeps least of the
-        teacher's block; where the warm start copies the block's own kind the fit
-        cost accuracy (benchmarks/cifar10.md: ResNet-56 -> plain vs WRN basic -> basic).
-        On DenseNet dense -> basic, once the fit read the features training sees
-        (recast/solve.py), it gained 0.94-1.39 (3 seeds).
-        """
+        teacher's block (it won on ResNet-56 -> plain and DenseNet -> basic); where the
+        warm start copies the block's own kind the fit cost accuracy (WRN basic ->
+        basic; benchmarks/cifar10.md)."""
         if self.solve == "auto":
             return "target" if kind != target else "none"
         return self.solve
@@ -236,7 +234,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   scheduler="step", step_size=20, batch_size=64, init="random"),
     # our CPU-budget default: on each pair the recast variant benchmarks/cifar10.md
     # reports as "recast" (scripts/bench_variants.py HEADLINE_VARIANTS;
-    # tests/test_settings.py): a closed-form start where a step changes kind
+    # tests/test_settings.py): a closed-form start where a step changes kind, its
+    # fresh basic conv1s principal (dropped by make_config when nothing is fitted)
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="ce",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4,

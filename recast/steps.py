@@ -77,6 +77,14 @@ class StepRecord:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any], solve: str) -> "StepRecord":
+        """A saved record; one saved before records named their fit's kind takes it
+        from the run's --solve, the only one a run has."""
+        if data.get("fit_mse_after") is not None and "fit_kind" not in data:
+            data = dict(data, fit_kind=INPUT_CONVS if solve == "input" else CLOSED_FORM)
+        return cls(**data)
+
 
 def block_loss_label(config: RecastConfig) -> str:
     """The block-step loss as the log and the report name it."""

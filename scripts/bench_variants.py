@@ -114,12 +114,13 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-principal-warmup-mse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
 )
 
-# The variant reported as "recast" on each kind of pair, or on a pair named here: the
-# one the `fast` preset runs there. Its --solve auto fits every step of a transformation
-# pair (each changes its block's kind) and no step of a compression pair, and its unset
-# warm-up follows the fit. Its --solve-hidden principal acts only on a basic target no
-# warm start fills (dense -> basic); on the other pairs the runs without it are the
-# preset's (tests/test_settings.py holds each pair's preset and variant together).
+# The variant reported as "recast" on each kind of pair, or on a pair named here (a
+# pair's name overrides its kind's): the one the `fast` preset runs there. Its --solve
+# auto fits every step of a transformation pair (each changes its block's kind) and no
+# step of a compression pair, and its unset warm-up follows the fit. Its --solve-hidden
+# principal acts only on a fitted basic target no warm start fills (here dense ->
+# basic); on the other pairs the runs without it are the preset's
+# (tests/test_settings.py holds each pair's preset and variant together).
 HEADLINE_VARIANTS: dict[str, str] = {"compression": "warm-ce-sgd-lr02",
                                      "transformation": "solve-warmup-ce-sgd-lr02",
                                      "densenet40-basic": "solve-principal-warmup-ce-sgd-lr02"}
@@ -127,7 +128,7 @@ HEADLINE_VARIANTS: dict[str, str] = {"compression": "warm-ce-sgd-lr02",
 
 def headline_variant(headlines: Mapping[str, str], pair: str, kind: str) -> str:
     """The variant reported as "recast" on ``pair``: its own entry, else its kind's."""
-    return headlines.get(pair, headlines[kind])
+    return headlines[pair] if pair in headlines else headlines[kind]
 
 
 def reads_teacher(method: str) -> bool:

@@ -8,9 +8,8 @@ import torch
 
 import recast.finetune
 import recast.steps
-from recast.engine import Recaster, with_fit_kind
+from recast.engine import Recaster
 from recast.settings import RecastConfig
-from recast.steps import CLOSED_FORM, INPUT_CONVS, StepRecord
 from recast.errors import NonFiniteLoss, RecastError
 from recast.plan import make_plan
 from recast.walker import walk
@@ -99,17 +98,3 @@ def test_solve_auto_fits_the_steps_that_change_kind_then_warms_the_fine_tune_up(
     assert all(s.fit_kept for s in outcome.steps) is transforms
     assert not any(s.fit_mse_after is not None for s in outcome.steps if not transforms)
     assert warmups == [pytest.approx(0.005) if transforms else 0.0]
-
-
-@pytest.mark.parametrize("solve, kind", [("auto", CLOSED_FORM), ("input", INPUT_CONVS)])
-def test_a_checkpoint_from_before_fit_kinds_resumes_with_its_runs_kind(solve, kind) -> None:
-    """The fine-tune warm-up a resume settles follows a closed-form start only, so a step
-    saved without its fit's kind takes it from the run's --solve."""
-    fitted = StepRecord(3, "layer1.0", "basic", "conv", 3, 0.1, 50.0, 1.0, 64, True,
-                        fit_mse_before=0.5, fit_mse_after=0.2).to_json()
-    fitted.pop("fit_kind")
-    restored = StepRecord(**with_fit_kind(fitted, solve))
-    assert restored.fit_kind == kind
-    assert restored.solved_start is (kind == CLOSED_FORM)
-    unfitted = dict(fitted, fit_mse_before=None, fit_mse_after=None)
-    assert StepRecord(**with_fit_kind(unfitted, solve)).fit_kind is None

@@ -5,7 +5,7 @@ import torch
 
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.steps import CLOSED_FORM, INPUT_CONVS, recast_step
+from recast.steps import CLOSED_FORM, INPUT_CONVS, StepRecord, recast_step
 from recast.surgery import StudentSurgery
 from recast.models import build_model
 from recast.plan import make_plan
@@ -81,3 +81,17 @@ def test_solve_input_re_solves_only_targets_whose_input_was_narrowed(loaders) ->
     assert records[1].fit_kept and records[1].fit_mse_after < records[1].fit_mse_before
     assert records[0].fit_kind is None and records[1].fit_kind == INPUT_CONVS
     assert not records[1].solved_start  # the warm start's target, its inputs re-solved
+
+
+@pytest.mark.parametrize("solve, kind", [("auto", CLOSED_FORM), ("input", INPUT_CONVS)])
+def test_a_checkpoint_from_before_fit_kinds_resumes_with_its_runs_kind(solve, kind) -> None:
+    """The fine-tune warm-up a resume settles follows a closed-form start only, so a step
+    saved without its fit's kind takes it from the run's --solve."""
+    fitted = StepRecord(3, "layer1.0", "basic", "conv", 3, 0.1, 50.0, 1.0, 64, True,
+                        fit_mse_before=0.5, fit_mse_after=0.2).to_json()
+    fitted.pop("fit_kind")
+    restored = StepRecord.from_json(fitted, solve)
+    assert restored.fit_kind == kind
+    assert restored.solved_start is (kind == CLOSED_FORM)
+    unfitted = dict(fitted, fit_mse_before=None, fit_mse_after=None)
+    assert StepRecord.from_json(unfitted, solve).fit_kind is None
