@@ -100,9 +100,13 @@ READINGS: dict[str, dict[str, str]] = {
                "to 78.97 ± 0.03 (+0.35), so the `fast` preset now runs it here (it "
                "acts on no other pair: their targets are convs or warm-started); the "
                "last step's fit still leaves 71% of the teacher's variance (2.23 of "
-               "3.15), the block before the head",
-        "next": "the principal conv1 with the logit-MSE fine-tune; a fine-tune that "
-                "keeps the teacher's signal at less than KD's cost",
+               "3.15), the block before the head. Under the logit-MSE fine-tune the "
+               "principal conv1 adds nothing (79.63 against 79.70, seed 0; "
+               "`solve-principal-warmup-mse-sgd-lr02`): the teacher's logits make up "
+               "the difference in the start",
+        "next": "a fine-tune that keeps the teacher's signal at less than KD's cost "
+                "(the logit-MSE fine-tune is worth 0.7-1.2 points here at 1.6-1.8x the CE "
+                "recipe's wall time); the student's shape, as for the other pairs",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
