@@ -37,6 +37,11 @@ CLOSED_FORM = "closed form"  # --solve auto/target/target+next: recast/solve.py
 INPUT_CONVS = "input convs"  # --solve input: recast/reconstruct.py
 
 
+def fit_kind(solve: str) -> str:
+    """What a fit made under --solve ``solve`` solved for."""
+    return INPUT_CONVS if solve == "input" else CLOSED_FORM
+
+
 @dataclass
 class StepRecord:
     """What one recast step did and what it left behind."""
@@ -82,7 +87,7 @@ class StepRecord:
         """A saved record; one saved before records named their fit's kind takes it
         from the run's --solve, the only one a run has."""
         if data.get("fit_mse_after") is not None and "fit_kind" not in data:
-            data = dict(data, fit_kind=INPUT_CONVS if solve == "input" else CLOSED_FORM)
+            data = dict(data, fit_kind=fit_kind(solve))
         return cls(**data)
 
 
@@ -160,8 +165,7 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     return StepRecord(index, block.name, block.kind, plan_step.target, last, result["loss"],
                       accuracy, time.perf_counter() - started, int(result["images"]), warm,
                       fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"),
-                      fit_kind=(INPUT_CONVS if solve == "input" else CLOSED_FORM)
-                      if "mse_after" in fit else None)
+                      fit_kind=fit_kind(solve) if "mse_after" in fit else None)
 
 
 def recast_all_at_once(plan: Plan, surgery: StudentSurgery, teacher: nn.ModuleList,

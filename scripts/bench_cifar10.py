@@ -87,7 +87,7 @@ def parse_args() -> argparse.Namespace:
                         help="comma list: recast, kd, kd-mse, scratch, hint, prune-kd")
     parser.add_argument("--variants", default=None,
                         help=f"recast variants to run ({', '.join(VARIANTS)}); default and "
-                             f"reported as 'recast': the `fast` preset's on the pair (or its kind), "
+                             f"reported as 'recast': the `fast` preset's on the pair, "
                              + ", ".join(f"{k}: {v}" for k, v in HEADLINE_VARIANTS.items()))
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--budget", type=float, default=18.0, help="epochs of images")
