@@ -15,8 +15,8 @@ READINGS: dict[str, dict[str, str]] = {
                "on it the `fast` recipe (closed-form start, warm-up, CE fine-tune) "
                "ends at 76.81 ± 0.12 (3 seeds), level with scratch and 0.35 under "
                "kd-mse (77.16 ± 0.40, 3 seeds), at 1.10x scratch's wall time in one "
-               "invocation. The steps leave the partial net at 74, 71, 67, 62, 69, 71, "
-               "68, 64 and 64% (within 0.3 points on every seed): each of these nine "
+               "invocation. The steps leave the partial net at 74, 71, 67, 62, 69, 72, "
+               "68, 65 and 64% (seed 0; the other seeds within 0.4): each of these nine "
                "blocks does more of the network's work than one of ResNet-56's 27, so "
                "one conv fits it less well, and the 10-layer plain student trains "
                "well from random weights anyway",
