@@ -21,9 +21,12 @@ READINGS: dict[str, dict[str, str]] = {
                "one conv fits it less well, and the 10-layer plain student trains "
                "well from random weights anyway",
         "next": "the logit-MSE fine-tune after the closed-form start "
-                "(`solve-warmup-mse-sgd-lr02`): kd-mse's signal is what beats scratch "
-                "here, and it was worth 1.2 points on DenseNet; ResNet-56 -> plain is "
-                "where the closed-form start pays (+4.2 over kd-mse)",
+                "(`solve-warmup-mse-sgd-lr02`), worth 1.2 points on DenseNet, was tried "
+                "on 2026-12-04 and ends 0.09 under the CE recipe (76.72 ± 0.21, 3 "
+                "seeds) at 1.59x its wall time. Next: a teacher with a gap to close "
+                "(teacher D, the same net trained 40 epochs); ResNet-56 -> plain, whose "
+                "teacher is 4.2 points above scratch, is where the closed-form start "
+                "pays (+4.2 over kd-mse)",
     },
     "vgg16-conv": {
         "why": "the student is 6.2x smaller than its teacher, and every method that "
