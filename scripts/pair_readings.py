@@ -10,23 +10,21 @@ WRITTEN_FROM = "cifar10"
 
 READINGS: dict[str, dict[str, str]] = {
     "resnet20-conv": {
-        "why": "teachers A and B were never stored, so teacher C was trained on "
-               "2026-11-27 (78.94%, only 2.0 points above scratch's 76.95 ± 0.13); "
-               "on it the `fast` recipe (closed-form start, warm-up, CE fine-tune) "
-               "ends at 76.81 ± 0.12 (3 seeds), level with scratch and 0.35 under "
-               "kd-mse (77.16 ± 0.40, 3 seeds), at 1.10x scratch's wall time in one "
-               "invocation. The steps leave the partial net at 74, 71, 67, 62, 69, 72, "
-               "68, 65 and 64% (seed 0; the other seeds within 0.4): each of these nine "
-               "blocks does more of the network's work than one of ResNet-56's 27, so "
-               "one conv fits it less well, and the 10-layer plain student trains "
-               "well from random weights anyway",
-        "next": "the logit-MSE fine-tune after the closed-form start "
-                "(`solve-warmup-mse-sgd-lr02`), worth 1.2 points on DenseNet, was tried "
-                "on 2026-12-04 and ends 0.09 under the CE recipe (76.72 ± 0.21, 3 "
-                "seeds) at 1.59x its wall time. Next: a teacher with a gap to close "
-                "(teacher D, the same net trained 40 epochs); ResNet-56 -> plain, whose "
-                "teacher is 4.2 points above scratch, is where the closed-form start "
-                "pays (+4.2 over kd-mse)",
+        "why": "on teacher D (83.30%, 40 epochs, 6.4 points above scratch's 76.87 ± "
+               "0.23; teacher C's runs are archived in cifar10-resnet20-teacher-79.md) "
+               "the `fast` preset (closed-form start, warm-up, CE fine-tune) ends at "
+               "77.69 ± 0.05, 0.77 under kd-mse (78.46 ± 0.23), at 0.94x scratch's wall "
+               "time in one invocation. The logit-MSE + CE fine-tune after the same "
+               "start (`solve-warmup-mse-sgd-lr02`) ends at 79.00 ± 0.08, 0.54 over "
+               "kd-mse, closing 33% of the gap at about 1.4x the preset's wall time "
+               "(3 seeds each). The steps leave the partial net at 79, 73, 74, 57, 71, "
+               "74, 68, 67 and 64% (seed 0; the other seeds within 0.7) and the last "
+               "block's MSE (0.66) is 5x any other's: each of these nine blocks does "
+               "more of the network's work than one conv fits",
+        "next": "the MSE fine-tune in the `fast` preset for basic -> conv (it lost "
+                "0.09 on teacher C, which sat 2 points above scratch, and wins 1.31 "
+                "here); a wider conv (or two) for the last block, whose fit is the "
+                "worst; a longer fine-tune share of the 18-epoch budget",
     },
     "vgg16-conv": {
         "why": "the student is 6.2x smaller than its teacher, and every method that "
@@ -80,7 +78,8 @@ READINGS: dict[str, dict[str, str]] = {
                "auto` fits every step, each basic -> conv), since it also won on dense "
                "-> basic once the fit read the features training sees; the preset's "
                "old recipe, the warm start alone, ended at 80.24 ± 0.16 (3 seeds)",
-        "next": "KD's and kd-mse's missing seeds; the preset is the paper's own "
+        "next": "KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04); "
+                "the preset is the paper's own "
                 "transformation case beaten by 4 points, so the next gains are on "
                 "other pairs",
     },
