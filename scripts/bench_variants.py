@@ -64,6 +64,8 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the same with the fine-tune on logit MSE + CE, which after the warm start was worth
     # about a point over CE on DenseNet -> basic (seed 0)
     "solve-warmup-mse-sgd-lr02": (0.2, _solved("mse-ce", finetune_warmup=1.0)),
+    # the same with a tenth of the budget on block steps, so the fine-tune gets 90%
+    "solve-warmup-mse-sgd-lr02-f10": (0.1, _solved("mse-ce", finetune_warmup=1.0)),
     # the same with a fresh basic target's conv1 set to the principal directions of what
     # its residual path must add (--solve-hidden principal) before conv2 is fitted
     "solve-principal-warmup-ce-sgd-lr02": (0.2, _solved("ce", finetune_warmup=1.0,

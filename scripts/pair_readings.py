@@ -21,10 +21,13 @@ READINGS: dict[str, dict[str, str]] = {
                "74, 68, 67 and 64% (seed 0; the other seeds within 0.7) and the last "
                "block's MSE (0.66) is 5x any other's: each of these nine blocks does "
                "more of the network's work than one conv fits",
-        "next": "the MSE fine-tune in the `fast` preset for basic -> conv (it lost "
-                "0.09 on teacher C, which sat 2 points above scratch, and wins 1.31 "
-                "here); a wider conv (or two) for the last block, whose fit is the "
-                "worst; a longer fine-tune share of the 18-epoch budget",
+        "next": "the MSE fine-tune cannot be the `fast` preset's for basic -> conv "
+                "as it stands: it wins 1.31 here and loses 1.47 on ResNet-56 -> plain "
+                "(2 seeds), whose CE student ends level with its teacher, so a rule "
+                "that tells the two apart comes first; a wider conv (or two) for the "
+                "last block, whose fit is the worst; a longer fine-tune share of the "
+                "budget (`solve-warmup-mse-sgd-lr02-f10`, 90% on the fine-tune, "
+                "running)",
     },
     "vgg16-conv": {
         "why": "the student is 6.2x smaller than its teacher, and every method that "
@@ -77,11 +80,15 @@ READINGS: dict[str, dict[str, str]] = {
                "fine-tune ends. It is now what the `fast` preset runs here (`--solve "
                "auto` fits every step, each basic -> conv), since it also won on dense "
                "-> basic once the fit read the features training sees; the preset's "
-               "old recipe, the warm start alone, ended at 80.24 ± 0.16 (3 seeds)",
+               "old recipe, the warm start alone, ended at 80.24 ± 0.16 (3 seeds). "
+               "The logit-MSE + CE fine-tune, which wins on ResNet-20 and DenseNet "
+               "after the same start, loses here (78.18 and 80.53 on seeds 0 and 1, "
+               "1.47 under the preset's CE on the same seeds, at 1.47x its wall "
+               "time): it climbs faster over the first epochs and ends lower, where "
+               "the CE student ends level with its teacher",
         "next": "KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04); "
-                "the preset is the paper's own "
-                "transformation case beaten by 4 points, so the next gains are on "
-                "other pairs",
+                "the preset is the paper's own transformation case beaten by 4 "
+                "points, so the next gains are on other pairs",
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "

@@ -18,7 +18,8 @@ from recast.feature_losses import (attention_transfer, cosine_distance, fsp_loss
                                    matching_channels)
 from recast.losses import BLOCK_LOSSES, LOSS_WEIGHTS
 from recast.models import build_model
-from recast.settings import RecastConfig, config_flags
+from recast.flags import config_flags
+from recast.settings import RecastConfig
 from tests.conftest import SMALL, cli_error
 
 

@@ -9,7 +9,8 @@ import torch
 from recast.errors import RecastError
 from recast.finetune import finetune, finetune_label
 from recast.losses import LOSS_WEIGHTS, LOSSES, hinton_kd, labels_only
-from recast.settings import RecastConfig, config_flags
+from recast.flags import config_flags
+from recast.settings import RecastConfig
 
 
 def test_hinton_kd_of_identical_logits_is_only_the_label_term() -> None:

@@ -4,7 +4,8 @@ the budget split, the checks every setting gets, the flags derived from the fiel
 import pytest
 
 from recast.errors import RecastError
-from recast.settings import PRESETS, RecastConfig, config_flags, make_config
+from recast.flags import config_flags
+from recast.settings import PRESETS, RecastConfig, make_config
 
 
 def test_paper_preset_is_the_published_schedule() -> None:
