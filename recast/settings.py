@@ -1,9 +1,8 @@
-"""Every setting of a recast in one place: the fields, their flags, presets, checks.
+"""Every setting of a recast in one place: the fields, presets and checks.
 
-A field's metadata carries its command-line help and choices, so the CLI flags
-are derived from :class:`RecastConfig` and a new knob is one field here. The
-numeric checks live here too and run before anything else does; recast/flags.py
-turns the fields into argparse flags.
+A field's metadata carries its command-line help and choices, so recast/flags.py
+derives the CLI flags from :class:`RecastConfig` and a new knob is one field
+here. The numeric checks live here too and run before anything else does.
 """
 
 import math

@@ -16,9 +16,9 @@ READINGS: dict[str, dict[str, str]] = {
                "77.69 ± 0.05, 0.77 under kd-mse (78.46 ± 0.23), at 0.94x scratch's wall "
                "time in one invocation. The logit-MSE + CE fine-tune after the same "
                "start (`solve-warmup-mse-sgd-lr02`) ends at 79.00 ± 0.08, 0.54 over "
-               "kd-mse, closing 33% of the gap at about 1.4x the preset's wall time "
+               "kd-mse, closing 33% of the gap at 1.42x the preset's wall time "
                "(3 seeds each). The steps leave the partial net at 79, 73, 74, 57, 71, "
-               "74, 68, 67 and 64% (seed 0; the other seeds within 0.7) and the last "
+               "74, 68, 67 and 64% (seed 0; the other seeds within 1.2) and the last "
                "block's MSE (0.66) is 5x any other's: each of these nine blocks does "
                "more of the network's work than one conv fits",
         "next": "the MSE fine-tune cannot be the `fast` preset's for basic -> conv "

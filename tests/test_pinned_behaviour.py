@@ -7,10 +7,11 @@ Pins are kept per CPU (SIMD capability and model name): kernels of another
 SIMD level or another chip round sums differently. The committed AVX2 pins
 and an earlier AVX512 machine's differed by up to 0.026 (vgg11); this AMD
 EPYC at AVX512 lands 0.0006 from the AVX2 pins, equal to neither, with code
-that gave the earlier machine its pins bit for bit. Each pin is compared bit
-for bit on its own CPU. On a CPU with no pins of its own the closest check
-left is loose: weights to 0.05 of the AVX2 pins (made before
-the restructure), the same size, accuracy within a point.
+that gave the earlier machine its pins bit for bit. Pins named by SIMD level
+and model are compared bit for bit on that CPU. The AVX2 pins (made before the
+restructure, on a machine whose model was not recorded) match no key, so they
+are the loose reference for every CPU with no pins of its own: weights to 0.05,
+the same size, accuracy within a point.
 
     RECAST_WRITE_PINS=1 python -m pytest tests/test_pinned_behaviour.py   # pin this CPU
 """
