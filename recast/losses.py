@@ -5,7 +5,7 @@ and the ``--method`` baselines alike (as torchdistill's loss registry does):
 a new loss is one function and one entry here. Each entry also says whether
 it reads the labels, so a run without labels (``--labels none``) can refuse
 the ones that do and fine-tune on the teacher's outputs alone. Entries with a
-feature term (``rkd+kd``, ``at+kd``, ``hint-ce``) also compare what the blocks of student
+feature term (``rkd+kd``, ``at+kd``, ``hint-ce``, ``hint-mse-ce``) also compare what the blocks of student
 and teacher compute. BLOCK_LOSSES does the same for the block steps
 (``--block-loss``); the math of both is in recast/feature_losses.py.
 """
@@ -207,6 +207,12 @@ LOSSES: dict[str, LogitLoss] = {
     "hint-ce": LogitLoss("hint-ce", "MSE of the block outputs shaped as the teacher's "
                          "(hints, weight {hint_weight:g}) + CE(labels)", True,
                          lambda t, a: labels_only, features=_hint_term, same_shapes=True),
+    # the hints beside the authors' fine-tune loss: the teacher's signal at every block
+    # and at the logits
+    "hint-mse-ce": LogitLoss("hint-mse-ce", "MSE of the block outputs shaped as the "
+                             "teacher's (hints, weight {hint_weight:g}) + MSE(teacher "
+                             "logits) + CE(labels)", True, lambda t, a: logit_mse_ce,
+                             features=_hint_term, same_shapes=True),
 }
 # the fine-tune loss of a run without labels when none is chosen
 TEACHER_ONLY_DEFAULT = "kd-soft"

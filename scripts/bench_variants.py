@@ -81,6 +81,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # transformation keeps all widths) after the closed-form start; after the warm
     # start it is loss-hint-ce below
     "solve-hint-sgd-lr02": (0.2, _solved("hint-ce")),
+    # the same with the fine-tune's LR warm-up that the closed-form start needs, on CE
+    # and beside the authors' logit MSE + CE (hints at every block of a transformation)
+    "solve-warmup-hint-sgd-lr02": (0.2, _solved("hint-ce", finetune_warmup=1.0)),
+    "solve-warmup-hintmse-sgd-lr02": (0.2, _solved("hint-mse-ce", finetune_warmup=1.0)),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
@@ -108,6 +112,10 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-ce-sgd-lr02"),
     ("logit MSE + CE fine-tune after the closed-form start and warm-up",
      "solve-warmup-mse-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
+    ("hints in the CE fine-tune after the closed-form start and warm-up",
+     "solve-warmup-hint-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
+    ("hints beside the logit MSE + CE fine-tune after the closed-form start and warm-up",
+     "solve-warmup-hintmse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",

@@ -57,9 +57,9 @@ def test_teacher_only_losses_never_read_labels() -> None:
     assert torch.equal(LOSSES["kd"].make(4.0, 1.0)(student, teacher, None),
                        hinton_kd(student, teacher, torch.arange(8), 4.0, 1.0))
     assert [n for n, e in LOSSES.items() if e.reads_labels(4.0, 0.9)] == \
-        ["mse-ce", "kd", "ce", "rkd+kd", "at+kd", "hint-ce"]
+        ["mse-ce", "kd", "ce", "rkd+kd", "at+kd", "hint-ce", "hint-mse-ce"]
     assert [n for n, e in LOSSES.items() if e.reads_labels(4.0, 1.0)] == \
-        ["mse-ce", "ce", "hint-ce"]
+        ["mse-ce", "ce", "hint-ce", "hint-mse-ce"]
 
 
 def test_an_objective_without_labels_hands_the_loss_none() -> None:
@@ -207,6 +207,19 @@ def test_hints_hold_every_same_shape_block_to_the_teacher_s() -> None:
     loss.backward()
     assert all(block[0].weight.grad.abs().sum() > 0 for block in student[:2])
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_hints_beside_the_authors_loss_add_the_block_term_to_logit_mse_ce() -> None:
+    """hint-mse-ce is exactly hint-ce's block term plus the authors' MSE + CE."""
+    teacher = _chain((8, 16), 0).eval().requires_grad_(False)
+    student = _chain((8, 16), 1)
+    x, y = torch.randn(6, 3, 32, 32), torch.arange(6)
+    hint_ce = LOSSES["hint-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    ce = LOSSES["ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    mse_ce = LOSSES["mse-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    both = LOSSES["hint-mse-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
+    assert mse_ce > ce
+    assert torch.allclose(both, (hint_ce - ce) + mse_ce)
 
 
 def test_hints_refuse_a_student_with_no_block_of_the_teacher_s_shape() -> None:
