@@ -4,24 +4,44 @@ Losses that need no teacher (``ce``) skip the teacher's forward, so such a
 pass costs what a scratch-training pass costs. A run without labels
 (``config.labels == "none"``) hands the loss no labels at all. Losses with a
 feature term (``rkd+kd``, ``at+kd``, ``hint-ce``) run student and teacher block by block:
-both are chains here, block i of one standing for block i of the other.
+both are chains here, block i of one standing for block i of the other. With
+``finetune_teacher_share`` under 1 the teacher's loss hands over to CE on the labels
+after that share of the batches, and the rest cost scratch-training passes.
 """
 
+import itertools
 from typing import Any, Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from recast.losses import LOSSES, weights_of
 from recast.progress import Progress
 from recast.settings import RecastConfig
-from recast.training import evaluate, run_batches
+from recast.training import batches_for, evaluate, run_batches
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def finetune_label(config: RecastConfig) -> str:
     """The fine-tune loss as the log and report.md both name it."""
-    return LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha,
-                                                 weights_of(config))
+    label = LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha,
+                                                  weights_of(config))
+    if config.finetune_teacher_share < 1:
+        label += (f" for the first {config.finetune_teacher_share:.0%} of its images, "
+                  f"then {LOSSES['ce'].label}")
+    return label
+
+
+def handover(first: LossFn, then: LossFn, after: int, done: int = 0) -> LossFn:
+    """loss(x, y): ``first`` for the first ``after`` batches, ``then`` for the rest;
+    ``done`` batches have run already (a resumed fine-tune)."""
+    batches = itertools.count(done)
+
+    def loss(x: Tensor, y: Tensor) -> Tensor:
+        return first(x, y) if next(batches) < after else then(x, y)
+
+    return loss
 
 
 def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, train_loader,
@@ -40,6 +60,12 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
                                                       config.kd_alpha,
                                                       labels=config.labels != "none",
                                                       weights=weights_of(config))
+    if config.finetune_teacher_share < 1:
+        total = batches_for(config.finetune_epochs, len(train_loader))
+        loss_fn = handover(loss_fn, LOSSES["ce"].objective(student, teacher, config.kd_temperature,
+                                                              config.kd_alpha),
+                           round(config.finetune_teacher_share * total),
+                           resume["batch"] if resume is not None else 0)
     student.train()
 
     accuracies: list[float] = []

@@ -33,12 +33,17 @@ def _unit(v: Any) -> bool:
     return _non_negative(v) and v <= 1
 
 
+def _share(v: Any) -> bool:
+    return _positive(v) and v <= 1
+
+
 def _count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 POSITIVE, NON_NEGATIVE = "a positive number", "a number >= 0"
 UNIT, COUNT = "a number in [0, 1]", "a whole number >= 1"
+SHARE = "a number in (0, 1]"
 
 
 @dataclass
@@ -104,6 +109,10 @@ class RecastConfig:
         "epochs over which the fine-tune's learning-rate schedule is scaled by a ramp "
         "from 0 to 1 (0: off; unset: 1 after a closed-form start, else 0)",
         check=_non_negative, rule=NON_NEGATIVE))
+    finetune_teacher_share: float = field(default=1.0, metadata=setting(
+        "share of the fine-tune's images that learn on --finetune-loss; the rest learn on "
+        "CE(labels) alone and skip the teacher's forward (distillation stopped early, "
+        "Cho and Hariharan 2019)", check=_share, rule=SHARE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
@@ -210,6 +219,12 @@ class RecastConfig:
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
+        if self.finetune_teacher_share < 1 and (self.labels == "none"
+                                                or not loss.needs_teacher):
+            why = "the run has no labels" if self.labels == "none" else \
+                f"--finetune-loss {loss.name} never reads the teacher"
+            raise RecastError(f"--finetune-teacher-share hands the fine-tune over to "
+                              f"CE(labels), but {why}; drop --finetune-teacher-share")
         if self.solve_hidden != "random" and not self.solves_targets:
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "

@@ -85,6 +85,12 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # and beside the authors' logit MSE + CE (hints at every block of a transformation)
     "solve-warmup-hint-sgd-lr02": (0.2, _solved("hint-ce", finetune_warmup=1.0)),
     "solve-warmup-hintmse-sgd-lr02": (0.2, _solved("hint-mse-ce", finetune_warmup=1.0)),
+    # the MSE recipe with the teacher only for the first half of the fine-tune, then CE
+    # alone (--finetune-teacher-share 0.5; early-stopped KD, Cho and Hariharan 2019): on
+    # ResNet-56 -> plain the MSE fine-tune climbed faster early and ended lower, and the
+    # second half skips the teacher's forward
+    "solve-warmup-mse-sgd-lr02-t50": (0.2, _solved("mse-ce", finetune_warmup=1.0,
+                                                   finetune_teacher_share=0.5)),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
@@ -116,6 +122,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-warmup-hint-sgd-lr02", "solve-warmup-ce-sgd-lr02"),
     ("hints beside the logit MSE + CE fine-tune after the closed-form start and warm-up",
      "solve-warmup-hintmse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
+    ("the teacher for the first half of the MSE fine-tune only, then CE",
+     "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
