@@ -74,3 +74,20 @@ def test_the_label_says_when_the_teacher_hands_over() -> None:
 def test_a_hand_over_that_cannot_happen_is_refused(settings: dict, why: str) -> None:
     with pytest.raises(RecastError, match=why):
         RecastConfig(**{"finetune_teacher_share": 0.5, **settings}).validate()
+
+
+def test_a_resumed_fine_tune_hands_over_where_the_first_would_have(loaders) -> None:
+    """Stopped after its first pass and resumed from that checkpoint, a fine-tune at
+    share 0.75 of two passes runs the teacher for the rest of its 48 batches only."""
+    config = RecastConfig(finetune_epochs=2.0, finetune_loss="mse-ce",
+                          finetune_teacher_share=0.75).validate()
+    per_pass = len(loaders[0])
+    saved: list[dict] = []
+    teacher = CountingTeacher().eval().requires_grad_(False)
+    finetune(CountingTeacher().net, teacher, config, loaders[0], None, torch.device("cpu"),
+             Progress(quiet=True), lambda images, accuracy: None, checkpoint=saved.append)
+    assert teacher.forwards == round(0.75 * 2 * per_pass) and saved[0]["batch"] == per_pass
+    resumed = CountingTeacher().eval().requires_grad_(False)
+    finetune(CountingTeacher().net, resumed, config, loaders[0], None, torch.device("cpu"),
+             Progress(quiet=True), lambda images, accuracy: None, resume=saved[0])
+    assert resumed.forwards == round(0.75 * 2 * per_pass) - per_pass
