@@ -62,9 +62,9 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
                                                       weights=weights_of(config))
     if config.finetune_teacher_share < 1:
         total = batches_for(config.finetune_epochs, len(train_loader))
-        loss_fn = handover(loss_fn, LOSSES["ce"].objective(student, teacher, config.kd_temperature,
-                                                              config.kd_alpha),
-                           round(config.finetune_teacher_share * total),
+        labels_alone = LOSSES["ce"].objective(student, teacher, config.kd_temperature,
+                                              config.kd_alpha)
+        loss_fn = handover(loss_fn, labels_alone, round(config.finetune_teacher_share * total),
                            resume["batch"] if resume is not None else 0)
     student.train()
 

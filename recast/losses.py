@@ -5,8 +5,8 @@ and the ``--method`` baselines alike (as torchdistill's loss registry does):
 a new loss is one function and one entry here. Each entry also says whether
 it reads the labels, so a run without labels (``--labels none``) can refuse
 the ones that do and fine-tune on the teacher's outputs alone. Entries with a
-feature term (``rkd+kd``, ``at+kd``, ``hint-ce``, ``hint-mse-ce``) also compare what the blocks of student
-and teacher compute. BLOCK_LOSSES does the same for the block steps
+feature term (``rkd+kd``, ``at+kd``, ``hint-ce``, ``hint-mse-ce``) also compare what
+the blocks of student and teacher compute. BLOCK_LOSSES does the same for the block steps
 (``--block-loss``); the math of both is in recast/feature_losses.py.
 """
 

@@ -129,8 +129,8 @@ class RecastConfig:
         "RKD angle-loss weight (--finetune-loss rkd+kd)", check=_non_negative,
         rule=NON_NEGATIVE))
     hint_weight: float = field(default=LOSS_WEIGHTS["hint_weight"], metadata=setting(
-        "weight of the hints (--finetune-loss hint-ce, hint-mse-ce): the mean over the same-shape "
-        "block outputs of their MSE to the teacher's", check=_non_negative,
+        "weight of the hints (--finetune-loss hint-ce, hint-mse-ce): the mean over the "
+        "same-shape block outputs of their MSE to the teacher's", check=_non_negative,
         rule=NON_NEGATIVE))
     block_training: str = field(default="sequential", metadata=setting(
         "sequential: one block after another through the prefix (the authors'); local: "
