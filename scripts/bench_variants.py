@@ -91,6 +91,11 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # second half skips the teacher's forward
     "solve-warmup-mse-sgd-lr02-t50": (0.2, _solved("mse-ce", finetune_warmup=1.0,
                                                    finetune_teacher_share=0.5)),
+    # the same hand-over after the principal conv1 (DenseNet -> basic's preset start) and
+    # after the warm start alone (the compression pairs' preset start)
+    "solve-principal-warmup-mse-sgd-lr02-t50": (0.2, _solved(
+        "mse-ce", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.5)),
+    "warm-mse-sgd-lr02-t50": (0.2, _sgd_finetune("mse-ce", finetune_teacher_share=0.5)),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
@@ -124,6 +129,10 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-warmup-hintmse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
     ("the teacher for the first half of the MSE fine-tune only, then CE",
      "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02"),
+    ("the teacher for the first half of the MSE fine-tune only, after the principal conv1",
+     "solve-principal-warmup-mse-sgd-lr02-t50", "solve-principal-warmup-ce-sgd-lr02"),
+    ("the teacher for the first half of an MSE fine-tune instead of CE, after the warm start",
+     "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
