@@ -3,8 +3,8 @@
 Losses that need no teacher (``ce``) skip the teacher's forward, so such a
 pass costs what a scratch-training pass costs. A run without labels
 (``config.labels == "none"``) hands the loss no labels at all. Losses with a
-feature term (``rkd+kd``, ``at+kd``, ``hint-ce``) run student and teacher block by block:
-both are chains here, block i of one standing for block i of the other. With
+feature term (``rkd+kd``, ``at+kd``, ``hint-ce``, ``hint-mse-ce``) run student and
+teacher block by block: both are chains here, block i of one standing for block i of the other. With
 ``finetune_teacher_share`` under 1 the teacher's loss hands over to CE on the labels
 after that share of the batches, and the rest cost scratch-training passes.
 """
@@ -28,14 +28,16 @@ def finetune_label(config: RecastConfig) -> str:
     label = LOSSES[config.finetune_loss].describe(config.kd_temperature, config.kd_alpha,
                                                   weights_of(config))
     if config.finetune_teacher_share < 1:
-        label += (f" for the first {config.finetune_teacher_share:.0%} of its images, "
-                  f"then {LOSSES['ce'].label}")
+        label += (f" for the first {config.finetune_teacher_share * 100:g}% of its "
+                  f"images, then {LOSSES['ce'].label}")
     return label
 
 
 def handover(first: LossFn, then: LossFn, after: int, done: int = 0) -> LossFn:
-    """loss(x, y): ``first`` for the first ``after`` batches, ``then`` for the rest;
-    ``done`` batches have run already (a resumed fine-tune)."""
+    """loss(x, y): ``first`` for the first ``after`` batches, ``then`` for the rest.
+    Counted here, not in the training loop, so any loss can hand over to any other;
+    ``done`` batches have run already (a resumed fine-tune), so a resume hands over
+    at the batch the uninterrupted run would."""
     batches = itertools.count(done)
 
     def loss(x: Tensor, y: Tensor) -> Tensor:
@@ -61,10 +63,12 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
                                                       labels=config.labels != "none",
                                                       weights=weights_of(config))
     if config.finetune_teacher_share < 1:
-        total = batches_for(config.finetune_epochs, len(train_loader))
+        total = batches_for(config.finetune_schedule().epochs, len(train_loader))
         labels_alone = LOSSES["ce"].objective(student, teacher, config.kd_temperature,
                                               config.kd_alpha)
-        loss_fn = handover(loss_fn, labels_alone, round(config.finetune_teacher_share * total),
+        # at least one batch on the teacher, as the label promises a share of it
+        after = max(1, round(config.finetune_teacher_share * total))
+        loss_fn = handover(loss_fn, labels_alone, after,
                            resume["batch"] if resume is not None else 0)
     student.train()
 

@@ -168,8 +168,8 @@ def _at_term(weights: Mapping[str, float]) -> FeatureTerm:
     return term
 
 
-NO_HINTS = ("hints (--finetune-loss hint-ce, --method hint): no block of the student "
-            "outputs the shape its teacher block does (a narrower student); use kd, or "
+NO_HINTS = ("hints (--finetune-loss hint-ce or hint-mse-ce, --method hint): no block of "
+            "the student outputs the shape its teacher block does (a narrower student); use kd, or "
             "--finetune-loss at+kd, which compares maps of any width")
 
 

@@ -221,10 +221,12 @@ class RecastConfig:
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
         if self.finetune_teacher_share < 1 and (self.labels == "none"
                                                 or not loss.needs_teacher):
-            why = "the run has no labels" if self.labels == "none" else \
-                f"--finetune-loss {loss.name} never reads the teacher"
-            raise RecastError(f"--finetune-teacher-share hands the fine-tune over to "
-                              f"CE(labels), but {why}; drop --finetune-teacher-share")
+            why, fix = ("the run has no labels", "drop --finetune-teacher-share") \
+                if self.labels == "none" else \
+                (f"--finetune-loss {loss.name} never reads the teacher",
+                 "add --finetune-loss mse-ce (or kd), or drop --finetune-teacher-share")
+            raise RecastError(f"--finetune-teacher-share hands the fine-tune over from the "
+                              f"teacher to CE(labels), but {why}; {fix}")
         if self.solve_hidden != "random" and not self.solves_targets:
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "

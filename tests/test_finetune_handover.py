@@ -62,6 +62,8 @@ def test_the_label_says_when_the_teacher_hands_over() -> None:
     config = RecastConfig(finetune_loss="mse-ce", finetune_teacher_share=0.4)
     assert finetune_label(config) == ("MSE(teacher logits) + CE(labels) for the first 40% "
                                       "of its images, then CE(labels), no teacher")
+    assert "first 99.5% of its images" in finetune_label(
+        RecastConfig(finetune_loss="kd", finetune_teacher_share=0.995))
     assert finetune_label(RecastConfig(finetune_loss="mse-ce")) == \
         "MSE(teacher logits) + CE(labels)"
 
@@ -70,6 +72,7 @@ def test_the_label_says_when_the_teacher_hands_over() -> None:
     (dict(finetune_loss="ce"), "--finetune-loss ce never reads the teacher"),
     (dict(finetune_loss="kd-soft", labels="none"), "the run has no labels"),
     (dict(finetune_loss="mse-ce", finetune_teacher_share=0.0), "must be a number in"),
+    (dict(finetune_loss="mse-ce", finetune_teacher_share=1.5), "must be a number in"),
 ])
 def test_a_hand_over_that_cannot_happen_is_refused(settings: dict, why: str) -> None:
     with pytest.raises(RecastError, match=why):
@@ -78,7 +81,7 @@ def test_a_hand_over_that_cannot_happen_is_refused(settings: dict, why: str) -> 
 
 def test_a_resumed_fine_tune_hands_over_where_the_first_would_have(loaders) -> None:
     """Stopped after its first pass and resumed from that checkpoint, a fine-tune at
-    share 0.75 of two passes runs the teacher for the rest of its 48 batches only."""
+    share 0.75 of two passes runs the teacher for the rest of its first 1.5 passes."""
     config = RecastConfig(finetune_epochs=2.0, finetune_loss="mse-ce",
                           finetune_teacher_share=0.75).validate()
     per_pass = len(loaders[0])
@@ -91,3 +94,14 @@ def test_a_resumed_fine_tune_hands_over_where_the_first_would_have(loaders) -> N
     finetune(CountingTeacher().net, resumed, config, loaders[0], None, torch.device("cpu"),
              Progress(quiet=True), lambda images, accuracy: None, resume=saved[0])
     assert resumed.forwards == round(0.75 * 2 * per_pass) - per_pass
+
+
+def test_the_fast_preset_s_ce_says_which_loss_to_choose_for_a_hand_over() -> None:
+    """`fast` fine-tunes on CE: a share alone names the loss that would make it act."""
+    from recast.settings import make_config
+
+    with pytest.raises(RecastError, match="--finetune-loss ce never reads the teacher; add "
+                                          "--finetune-loss mse-ce"):
+        make_config("fast", {"finetune_teacher_share": 0.5})
+    assert make_config("fast", {"finetune_teacher_share": 0.5, "finetune_loss": "mse-ce"}
+                       ).finetune_teacher_share == 0.5

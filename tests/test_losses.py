@@ -218,7 +218,7 @@ def test_hints_beside_the_authors_loss_add_the_block_term_to_logit_mse_ce() -> N
     ce = LOSSES["ce"].objective(student, teacher, 4.0, 0.9)(x, y)
     mse_ce = LOSSES["mse-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
     both = LOSSES["hint-mse-ce"].objective(student, teacher, 4.0, 0.9)(x, y)
-    assert mse_ce > ce
+    assert mse_ce > ce and hint_ce > ce
     assert torch.allclose(both, (hint_ce - ce) + mse_ce)
 
 
