@@ -10,25 +10,30 @@ WRITTEN_FROM = "cifar10"
 
 READINGS: dict[str, dict[str, str]] = {
     "resnet20-conv": {
-        "why": "on teacher D (83.30%, 40 epochs, 6.4 points above scratch's 76.87 ± "
-               "0.23; teacher C's runs are archived in cifar10-resnet20-teacher-79.md) "
+        "why": "on teacher D (83.30%, 40 epochs, 6.5 points above scratch's 76.79 ± "
+               "0.13; teacher C's runs are archived in cifar10-resnet20-teacher-79.md) "
                "the `fast` preset (closed-form start, warm-up, CE fine-tune) ends at "
                "77.69 ± 0.05, 0.77 under kd-mse (78.46 ± 0.23), at 0.94x scratch's wall "
                "time in one invocation. The logit-MSE + CE fine-tune after the same "
-               "start (`solve-warmup-mse-sgd-lr02`) ends at 79.00 ± 0.08, 0.54 over "
-               "kd-mse, closing 33% of the gap at 1.42x the preset's wall time "
-               "(3 seeds each). The steps leave the partial net at 79, 73, 74, 57, 71, "
-               "74, 68, 67 and 64% (seed 0; the other seeds within 1.2) and the last "
-               "block's MSE (0.66) is 5x any other's: each of these nine blocks does "
-               "more of the network's work than one conv fits",
-        "next": "the MSE fine-tune cannot be the `fast` preset's for basic -> conv "
-                "as it stands: it wins 1.31 here and loses 1.47 on ResNet-56 -> plain "
-                "(2 seeds), whose CE student ends level with its teacher, so a rule "
-                "that tells the two apart comes first; a wider conv (or two) for the "
-                "last block, whose fit is the worst; a longer fine-tune share of the "
-                "budget was measured and adds nothing (`solve-warmup-mse-sgd-lr02-f10`, "
-                "90% on the fine-tune: 78.84, 78.90, 79.15, 78.96 ± 0.16 against "
-                "79.00 ± 0.08)",
+               "start (`solve-warmup-mse-sgd-lr02`) ends at 79.00 ± 0.08, and handing "
+               "it over to CE halfway (`--finetune-teacher-share 0.5`, "
+               "`solve-warmup-mse-sgd-lr02-t50`, early-stopped distillation) at 79.14 ± "
+               "0.28, 0.68 over kd-mse, closing 36% of the gap at 1.16x scratch's wall "
+               "time in one invocation (3 seeds each): the curve is the MSE recipe's "
+               "to the hand-over and above it from the first CE pass. Hints at every "
+               "block in the fine-tune cost 0.13-0.15 points (seed 0). The steps "
+               "leave the partial net at 79, 73, 74, 57, 71, 74, 68, 67 and 64% (seed "
+               "0; the other seeds within 1.2) and the last block's MSE (0.66) is 5x "
+               "any other's: each of these nine blocks does more of the network's work "
+               "than one conv fits",
+        "next": "the teacher's logits cannot be the `fast` preset's fine-tune for "
+                "basic -> conv as they stand: they win 1.45 here (t50) and lose on "
+                "ResNet-56 -> plain, where the early MSE phase itself holds the deep "
+                "plain net back (t50 78.48 against CE's 80.70, seed 0), so a loss "
+                "whose gradient stays bounded early (KD at a temperature, or the logit "
+                "MSE clipped) is the next thing to try on both; a wider conv (or two) "
+                "for the last block, whose fit is the worst; a longer fine-tune share "
+                "of the budget adds nothing (`-f10`, 78.96 ± 0.16)",
     },
     "vgg16-conv": {
         "why": "the student is 6.2x smaller than its teacher, and every method that "
@@ -86,7 +91,11 @@ READINGS: dict[str, dict[str, str]] = {
                "after the same start, loses here (78.18 and 80.53 on seeds 0 and 1, "
                "1.47 under the preset's CE on the same seeds, at 1.47x its wall "
                "time): it climbs faster over the first epochs and ends lower, where "
-               "the CE student ends level with its teacher",
+               "the CE student ends level with its teacher. Handing it over to CE "
+               "halfway (`solve-warmup-mse-sgd-lr02-t50`, which wins on ResNet-20) "
+               "does not save it: 78.48 on seed 0, whose MSE phase leaves the net at "
+               "73% where CE throughout is at 72%, and CE then lifts it to 78.48 "
+               "against 80.70",
         "next": "KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04); "
                 "the preset is the paper's own transformation case beaten by 4 "
                 "points, so the next gains are on other pairs",
