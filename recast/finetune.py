@@ -33,15 +33,22 @@ def finetune_label(config: RecastConfig) -> str:
     return label
 
 
-def handover(first: LossFn, then: LossFn, after: int, done: int = 0) -> LossFn:
+def handover(first: LossFn, then: LossFn, after: int, done: int = 0,
+             on_handover: Callable[[], None] | None = None) -> LossFn:
     """loss(x, y): ``first`` for the first ``after`` batches, ``then`` for the rest.
     Counted here, not in the training loop, so any loss can hand over to any other;
     ``done`` batches have run already (a resumed fine-tune), so a resume hands over
-    at the batch the uninterrupted run would."""
+    at the batch the uninterrupted run would. ``on_handover`` runs before the first
+    batch of ``then``, so the log can say when the teacher stopped."""
     batches = itertools.count(done)
 
     def loss(x: Tensor, y: Tensor) -> Tensor:
-        return first(x, y) if next(batches) < after else then(x, y)
+        batch = next(batches)
+        if batch < after:
+            return first(x, y)
+        if batch == after and on_handover is not None:
+            on_handover()
+        return then(x, y)
 
     return loss
 
@@ -69,7 +76,9 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
         # at least one batch on the teacher, as the label promises a share of it
         after = max(1, round(config.finetune_teacher_share * total))
         loss_fn = handover(loss_fn, labels_alone, after,
-                           resume["batch"] if resume is not None else 0)
+                           resume["batch"] if resume is not None else 0,
+                           lambda: progress.log(f"fine-tune: batch {after + 1} of {total} "
+                                                f"on, CE(labels) alone; no teacher forward"))
     student.train()
 
     accuracies: list[float] = []

@@ -15,10 +15,10 @@ def test_handover_runs_the_first_loss_for_its_batches_then_the_other() -> None:
     calls: list[str] = []
     first = lambda x, y: calls.append("first") or x.sum()  # noqa: E731
     then = lambda x, y: calls.append("then") or x.sum()  # noqa: E731
-    loss = handover(first, then, after=2)
+    loss = handover(first, then, after=2, on_handover=lambda: calls.append("handed over"))
     for _ in range(4):
         loss(torch.ones(1), torch.ones(1))
-    assert calls == ["first", "first", "then", "then"]
+    assert calls == ["first", "first", "handed over", "then", "then"]
 
 
 def test_a_resumed_fine_tune_counts_the_batches_already_run() -> None:
