@@ -131,9 +131,11 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02"),
     ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
      "throughout", "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
-    ("the same after the principal conv1", "solve-principal-warmup-mse-sgd-lr02-t50",
+    ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
+     "throughout, after the principal conv1", "solve-principal-warmup-mse-sgd-lr02-t50",
      "solve-principal-warmup-ce-sgd-lr02"),
-    ("the same after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
+    ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
+     "throughout, after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",

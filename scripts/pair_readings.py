@@ -131,11 +131,16 @@ READINGS: dict[str, dict[str, str]] = {
                "3.15), the block before the head. Under the logit-MSE fine-tune the "
                "principal conv1 adds nothing (79.63 against 79.70, seed 0; "
                "`solve-principal-warmup-mse-sgd-lr02`): the teacher's logits make up "
-               "the difference in the start",
-        "next": "a fine-tune that keeps the teacher's signal at less than KD's cost "
-                "(the logit-MSE fine-tune is worth 0.7-1.2 points here at 1.6-1.8x the CE "
-                "recipe's wall time); the student's shape, as for the other pairs; kd-mse's "
-                "seed 2 (seed 1: 79.55%, 2026-12-04)",
+               "the difference in the start. Handing the MSE fine-tune over to CE "
+               "halfway after the preset's start (`--finetune-teacher-share 0.5`, "
+               "`solve-principal-warmup-mse-sgd-lr02-t50`) ends at 79.96 on seed 0, "
+               "+0.99 over the preset and +0.33 over KD's mean, at 1.26x the preset's "
+               "wall time: the teacher's signal for half the fine-tune keeps most of "
+               "its gain at a fraction of its cost",
+        "next": "seeds 1 and 2 of the half-teacher fine-tune (t50), and the wall "
+                "ratio in one invocation with scratch; if they hold, it is the "
+                "`fast` preset's candidate here; the student's shape, as for the other "
+                "pairs; kd-mse's seed 2 (seed 1: 79.55%, 2026-12-04)",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
