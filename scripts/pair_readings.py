@@ -27,9 +27,9 @@ READINGS: dict[str, dict[str, str]] = {
                "any other's: each of these nine blocks does more of the network's work "
                "than one conv fits",
         "next": "the teacher's logits cannot be the `fast` preset's fine-tune for "
-                "basic -> conv as they stand: they win 1.45 here (t50) and lose on "
-                "ResNet-56 -> plain, where the early MSE phase itself holds the deep "
-                "plain net back (t50 78.48 against CE's 80.70, seed 0), so a loss "
+                "basic -> conv as they stand: they win 1.45 here (t50) and make "
+                "ResNet-56 -> plain depend on the seed (t50 78.48 and 81.06 against "
+                "CE's 80.70 and 80.95, seeds 0 and 1), so a loss "
                 "whose gradient stays bounded early (KD at a temperature, or the logit "
                 "MSE clipped) is the next thing to try on both; a wider conv (or two) "
                 "for the last block, whose fit is the worst; a longer fine-tune share "
@@ -96,9 +96,11 @@ READINGS: dict[str, dict[str, str]] = {
                "time): it climbs faster over the first epochs and ends lower, where "
                "the CE student ends level with its teacher. Handing it over to CE "
                "halfway (`solve-warmup-mse-sgd-lr02-t50`, which wins on ResNet-20) "
-               "does not save it: 78.48 on seed 0, whose MSE phase leaves the net at "
-               "73% where CE throughout is at 72%, and CE then lifts it to 78.48 "
-               "against 80.70",
+               "does not make it safe: 78.48 and 81.06 on seeds 0 and 1 against the "
+               "preset's 80.70 and 80.95. On seed 0 the MSE phase leaves the net at "
+               "73% where CE throughout is at 72%, and CE then lifts it only to "
+               "78.48: the teacher's logits make this pair's end depend on the seed "
+               "(the preset's four seeds lie within 0.38)",
         "next": "KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04); "
                 "the preset is the paper's own transformation case beaten by 4 "
                 "points, so the next gains are on other pairs",
