@@ -64,13 +64,14 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
     counted from the fine-tune's start); ``checkpoint`` and ``resume`` are
     :func:`recast.training.run_batches`'s.
     """
+    schedule = config.finetune_schedule()
     # with --labels none the loss gets None for labels: nothing can read one
     loss_fn = LOSSES[config.finetune_loss].objective(student, teacher, config.kd_temperature,
                                                       config.kd_alpha,
                                                       labels=config.labels != "none",
                                                       weights=weights_of(config))
     if config.finetune_teacher_share < 1:
-        total = batches_for(config.finetune_schedule().epochs, len(train_loader))
+        total = batches_for(schedule.epochs, len(train_loader))  # as run_batches counts
         labels_alone = LOSSES["ce"].objective(student, teacher, config.kd_temperature,
                                               config.kd_alpha)
         # at least one batch on the teacher, as the label promises a share of it
@@ -89,7 +90,7 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
 
     progress.log(f"fine-tune: {finetune_label(config)}")
     result = run_batches(loss_fn, list(student.parameters()), train_loader,
-                         config.finetune_schedule(), device, progress, "fine-tune",
+                         schedule, device, progress, "fine-tune",
                          on_epoch=record if test_loader is not None else None,
                          checkpoint=checkpoint, resume=resume, model=student)
     student.eval()

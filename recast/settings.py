@@ -219,14 +219,8 @@ class RecastConfig:
                               f"has none (--labels none, or data without labels); use "
                               f"--finetune-loss kd-soft or mse, which learn the teacher's "
                               f"outputs only{' (or --kd-alpha 1)' if alpha else ''}")
-        if self.finetune_teacher_share < 1 and (self.labels == "none"
-                                                or not loss.needs_teacher):
-            why, fix = ("the run has no labels", "drop --finetune-teacher-share") \
-                if self.labels == "none" else \
-                (f"--finetune-loss {loss.name} never reads the teacher",
-                 "add --finetune-loss mse-ce (or kd), or drop --finetune-teacher-share")
-            raise RecastError(f"--finetune-teacher-share hands the fine-tune over from the "
-                              f"teacher to CE(labels), but {why}; {fix}")
+        if self.finetune_teacher_share < 1:
+            self._check_handover(loss.name, loss.needs_teacher)
         if self.solve_hidden != "random" and not self.solves_targets:
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "
@@ -235,6 +229,18 @@ class RecastConfig:
             raise RecastError("--solve input re-solves warm-started targets, and --init "
                               "random starts none; drop one of them")
         return self
+
+    def _check_handover(self, loss: str, reads_teacher: bool) -> None:
+        """Refuse a hand-over from the teacher to the labels that cannot happen."""
+        handing = "--finetune-teacher-share hands the fine-tune over from the teacher to " \
+                  "CE(labels), but"
+        if self.labels == "none":
+            raise RecastError(f"{handing} the run has no labels; drop "
+                              f"--finetune-teacher-share")
+        if not reads_teacher:
+            raise RecastError(f"{handing} --finetune-loss {loss} never reads the teacher; "
+                              f"add --finetune-loss mse-ce (or kd), or drop "
+                              f"--finetune-teacher-share")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

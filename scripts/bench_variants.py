@@ -108,6 +108,10 @@ VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
                  for name in BLOCK_LOSSES})
 
+# the hand-over's part, after each preset start
+_HALF_TEACHER = ("logit MSE + CE for the first half of the fine-tune, then CE, instead of "
+                 "CE throughout")
+
 # What one change to the recipe adds (issue 14: "measure what each part adds on every
 # pair"): (the part, the variant with it, the variant without it)
 PARTS: tuple[tuple[str, str, str], ...] = (
@@ -129,13 +133,10 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-warmup-hintmse-sgd-lr02", "solve-warmup-mse-sgd-lr02"),
     ("the teacher for the first half of the MSE fine-tune only, then CE",
      "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02"),
-    ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
-     "throughout", "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
-    ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
-     "throughout, after the principal conv1", "solve-principal-warmup-mse-sgd-lr02-t50",
+    (_HALF_TEACHER, "solve-warmup-mse-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
+    (f"{_HALF_TEACHER}, after the principal conv1", "solve-principal-warmup-mse-sgd-lr02-t50",
      "solve-principal-warmup-ce-sgd-lr02"),
-    ("logit MSE + CE for the first half of the fine-tune, then CE, instead of CE "
-     "throughout, after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
+    (f"{_HALF_TEACHER}, after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
