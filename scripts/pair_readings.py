@@ -136,10 +136,10 @@ READINGS: dict[str, dict[str, str]] = {
                "the difference in the start. Handing the MSE fine-tune over to CE "
                "halfway after the preset's start (`--finetune-teacher-share 0.5`, "
                "`solve-principal-warmup-mse-sgd-lr02-t50`) ends at 79.96 on seeds 0 "
-               "and 1, +1.00 over the preset and +0.33 over KD's mean, at 1.26x the "
-               "preset's "
-               "wall time: the teacher's signal for half the fine-tune keeps most of "
-               "its gain at a fraction of its cost",
+               "and 1, +1.00 over the preset and +0.33 over KD's mean, at 1.13x the "
+               "preset's wall time over those seeds: above the MSE fine-tune "
+               "throughout after the random-conv1 start (79.84 ± 0.14, at 1.83x the "
+               "CE recipe's wall time)",
         "next": "seed 2 of the half-teacher fine-tune (t50), and the wall "
                 "ratio in one invocation with scratch; if they hold, it is the "
                 "`fast` preset's candidate here; the student's shape, as for the other "
