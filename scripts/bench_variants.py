@@ -101,6 +101,8 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # plain's MSE hand-over lost 2.22 points on one seed and gained 0.11 on another)
     "solve-warmup-kd-sgd-lr02-t50": (0.2, _solved("kd", finetune_warmup=1.0,
                                                   finetune_teacher_share=0.5)),
+    "solve-principal-warmup-kd-sgd-lr02-t50": (0.2, _solved(
+        "kd", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.5)),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
@@ -144,6 +146,11 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     (f"{_HALF_TEACHER}, after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
     ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over to CE",
      "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02-t50"),
+    ("Hinton KD (T=4) before the hand-over to CE, instead of CE throughout",
+     "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
+    ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over, after the principal "
+     "conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
+     "solve-principal-warmup-mse-sgd-lr02-t50"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
