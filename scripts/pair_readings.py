@@ -106,8 +106,8 @@ READINGS: dict[str, dict[str, str]] = {
                 "points, so the next gains are on other pairs",
     },
     "densenet40-basic": {
-        "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.53 ± "
-               "0.41) the old preset, the warm start alone, ended under scratch (77.45 "
+        "why": "on the 60-epoch teacher (84.21%, 5.5 points above scratch's 78.69 ± "
+               "0.55) the old preset, the warm start alone, ended under scratch (77.45 "
                "± 0.29, 3 seeds): no warm start fills a basic block from a dense one, "
                "so its steps left the partial net at 40%, 49% and 52%. The closed-form "
                "start first lost too (76.36, seed 0), because it fitted conv2 through "
