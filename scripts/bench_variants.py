@@ -157,6 +157,9 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over, after the principal "
      "conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
      "solve-principal-warmup-mse-sgd-lr02-t50"),
+    ("Hinton KD (T=4) before the hand-over to CE, instead of CE throughout, after the "
+     "principal conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
+     "solve-principal-warmup-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
