@@ -100,10 +100,20 @@ READINGS: dict[str, dict[str, str]] = {
                "preset's 80.70 and 80.95. On seed 0 the MSE phase leaves the net at "
                "73% where CE throughout is at 72%, and CE then lifts it only to "
                "78.48: the teacher's logits make this pair's end depend on the seed "
-               "(the preset's four seeds lie within 0.38)",
-        "next": "KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04); "
-                "the preset is the paper's own transformation case beaten by 4 "
-                "points, so the next gains are on other pairs",
+               "(the preset's four seeds lie within 0.38). Handing over from Hinton "
+               "KD (T=4) instead (`solve-warmup-kd-sgd-lr02-t50`), a loss whose "
+               "gradient stays bounded while the logits are far apart, ends at 81.18 "
+               "and 81.26 on seeds 0 and 1 (81.22 ± 0.06), above the preset on each "
+               "(+0.40 on average) and 0.40 above the teacher, from the same block "
+               "steps: it keeps the solved start through the first pass (57% and 52% "
+               "at its end, where CE and the MSE are at 38-48%). It costs 1.30x the "
+               "preset's wall time (separate runs, equal load), so about 1.4x "
+               "scratch's (1.30 times the preset's 1.09x), over the 1.2x goal the "
+               "preset reaches",
+        "next": "the KD hand-over's seed 2, and a quarter of the fine-tune on KD "
+                "instead of half (`solve-warmup-kd-sgd-lr02-t25`, half the teacher "
+                "forwards) to bring its wall time under the goal; KD's missing "
+                "seeds (1, 2; kd-mse has 3 since 2026-12-04)",
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.5 points above scratch's 78.69 ± "
