@@ -26,12 +26,15 @@ READINGS: dict[str, dict[str, str]] = {
                "0; the other seeds within 1.2) and the last block's MSE (0.66) is 5x "
                "any other's: each of these nine blocks does more of the network's work "
                "than one conv fits",
-        "next": "the teacher's logits cannot be the `fast` preset's fine-tune for "
-                "basic -> conv as they stand: they win 1.45 here (t50) and make "
-                "ResNet-56 -> plain depend on the seed (t50 78.48 and 81.06 against "
-                "CE's 80.70 and 80.95, seeds 0 and 1), so a loss "
-                "whose gradient stays bounded early (KD at a temperature, or the logit "
-                "MSE clipped) is the next thing to try on both; a wider conv (or two) "
+        "next": "the MSE hand-over cannot be the `fast` preset's fine-tune for "
+                "basic -> conv: it wins 1.45 here and makes ResNet-56 -> plain depend "
+                "on the seed (78.48 and 81.06 against CE's 80.70 and 80.95). The "
+                "hand-over from Hinton KD (T=4) instead (`solve-warmup-kd-sgd-lr02-t50`) "
+                "ends at 78.80 ± 0.16 here (3 seeds), above the preset on every seed "
+                "(+1.11) and 0.34 over kd-mse, at 1.05x the preset's wall time, and "
+                "wins on every seed measured of ResNet-56 (2) and DenseNet (1): "
+                "the preset's candidate for every transformation once those pairs "
+                "have three seeds; a wider conv (or two) "
                 "for the last block, whose fit is the worst; a longer fine-tune share "
                 "of the budget adds nothing (`-f10`, 78.96 ± 0.16)",
     },
