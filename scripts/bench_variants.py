@@ -152,6 +152,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02-t50"),
     ("the KD hand-over after a quarter of the fine-tune instead of half",
      "solve-warmup-kd-sgd-lr02-t25", "solve-warmup-kd-sgd-lr02-t50"),
+    ("Hinton KD (T=4) for the first quarter of the fine-tune, then CE, instead of CE "
+     "throughout", "solve-warmup-kd-sgd-lr02-t25", "solve-warmup-ce-sgd-lr02"),
     ("Hinton KD (T=4) before the hand-over to CE, instead of CE throughout",
      "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
     ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over, after the principal "

@@ -113,10 +113,12 @@ READINGS: dict[str, dict[str, str]] = {
                "preset's wall time (separate runs, equal load), so about 1.4x "
                "scratch's (1.30 times the preset's 1.09x), over the 1.2x goal the "
                "preset reaches",
-        "next": "the KD hand-over's seed 2, and a quarter of the fine-tune on KD "
-                "instead of half (`solve-warmup-kd-sgd-lr02-t25`, half the teacher "
-                "forwards) to bring its wall time under the goal; KD's missing "
-                "seeds (1, 2; kd-mse has 3 since 2026-12-04)",
+        "next": "a quarter of the fine-tune on KD instead of half "
+                "(`solve-warmup-kd-sgd-lr02-t25`, half the teacher forwards) ended at "
+                "81.38 on seed 0, +0.68 over the preset's seed at 1.07x its wall time "
+                "(separate runs), about 1.17x scratch's: its seeds 1 and 2 with "
+                "scratch in one invocation decide whether it becomes the preset "
+                "here; KD's missing seeds (1, 2; kd-mse has 3 since 2026-12-04)",
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.5 points above scratch's 78.69 ± "
