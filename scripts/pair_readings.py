@@ -71,8 +71,8 @@ READINGS: dict[str, dict[str, str]] = {
                "channel pruning) cuts their output error 2.7-8.5x and ends the steps up to "
                "1.5 points higher, yet the fine-tune ends level (80.48 against 80.50, "
                "seed 0). The logit-MSE fine-tune handed over to CE halfway "
-               "(`warm-mse-sgd-lr02-t50`), which wins on ResNet-20 -> plain, adds 0.14 "
-               "here (80.64, seed 0) at 1.29x the preset's wall time. Our reading: at "
+               "(`warm-mse-sgd-lr02-t50`), which wins on ResNet-20 -> plain, adds 0.17 "
+               "here (80.64 and 80.74, seeds 0 and 1) at 1.27x the preset's wall time. Our reading: at "
                "18 epochs this student's size, not the teacher signal or its start, "
                "bounds every method",
         "next": "the student's shape at equal cost (the late blocks kept wider, as "
