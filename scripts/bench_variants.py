@@ -122,6 +122,10 @@ VARIANTS.update({f"block-{name}": (0.2, _sgd_finetune("ce", block_loss=name))
 # the hand-over's part, after each preset start
 _HALF_TEACHER = ("logit MSE + CE for the first half of the fine-tune, then CE, instead of "
                  "CE throughout")
+_KD_FIRST = ("Hinton KD (T=4) for the first {share} of the fine-tune, then CE, instead of CE "
+             "throughout")
+_KD_HALF = _KD_FIRST.format(share="half")
+_KD_NOT_MSE = "Hinton KD (T=4) instead of logit MSE + CE before the hand-over to CE"
 
 # What one change to the recipe adds (issue 14: "measure what each part adds on every
 # pair"): (the part, the variant with it, the variant without it)
@@ -148,19 +152,15 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     (f"{_HALF_TEACHER}, after the principal conv1", "solve-principal-warmup-mse-sgd-lr02-t50",
      "solve-principal-warmup-ce-sgd-lr02"),
     (f"{_HALF_TEACHER}, after the warm start", "warm-mse-sgd-lr02-t50", "warm-ce-sgd-lr02"),
-    ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over to CE",
-     "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02-t50"),
+    (_KD_NOT_MSE, "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-mse-sgd-lr02-t50"),
+    (_KD_HALF, "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
     ("the KD hand-over after a quarter of the fine-tune instead of half",
      "solve-warmup-kd-sgd-lr02-t25", "solve-warmup-kd-sgd-lr02-t50"),
-    ("Hinton KD (T=4) for the first quarter of the fine-tune, then CE, instead of CE "
-     "throughout", "solve-warmup-kd-sgd-lr02-t25", "solve-warmup-ce-sgd-lr02"),
-    ("Hinton KD (T=4) before the hand-over to CE, instead of CE throughout",
-     "solve-warmup-kd-sgd-lr02-t50", "solve-warmup-ce-sgd-lr02"),
-    ("Hinton KD (T=4) instead of logit MSE + CE before the hand-over, after the principal "
-     "conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
+    (_KD_FIRST.format(share="quarter"), "solve-warmup-kd-sgd-lr02-t25",
+     "solve-warmup-ce-sgd-lr02"),
+    (f"{_KD_NOT_MSE}, after the principal conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
      "solve-principal-warmup-mse-sgd-lr02-t50"),
-    ("Hinton KD (T=4) before the hand-over to CE, instead of CE throughout, after the "
-     "principal conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
+    (f"{_KD_HALF}, after the principal conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
      "solve-principal-warmup-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
