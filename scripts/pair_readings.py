@@ -34,7 +34,8 @@ READINGS: dict[str, dict[str, str]] = {
                 "(+1.11) and 0.34 over kd-mse, at 1.05x the preset's wall time, and "
                 "wins on every seed measured of ResNet-56 (2) and DenseNet (1): "
                 "the preset's candidate for every transformation once those pairs "
-                "have three seeds; a wider conv (or two) "
+                "have three seeds (after a quarter of the fine-tune, `-t25`, 78.44 ± "
+                "0.08, +0.75 over the preset); a wider conv (or two) "
                 "for the last block, whose fit is the worst; a longer fine-tune share "
                 "of the budget adds nothing (`-f10`, 78.96 ± 0.16)",
     },
@@ -161,8 +162,9 @@ READINGS: dict[str, dict[str, str]] = {
         "next": "the hand-over is the `fast` preset's candidate here, but the "
                 "preset is one recipe for every transformation and the MSE hand-over "
                 "makes ResNet-56 -> plain depend on the seed; the KD hand-over "
-                "(`solve-principal-warmup-kd-sgd-lr02-t50`) is measured next; "
-                "the wall goal needs the teacher read less (fewer images through "
+                "(`solve-principal-warmup-kd-sgd-lr02-t50`), which does not there, "
+                "ends at 79.67 on seed 0 (+0.70 over the preset's seed, 0.29 under "
+                "the MSE hand-over's): its seeds 1 and 2 are next; the wall goal needs the teacher read less (fewer images through "
                 "it in the block steps); the student's shape, as for the other "
                 "pairs; kd-mse's seed 2 (seed 1: 79.55%, 2026-12-04)",
     },
