@@ -107,6 +107,10 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
                                                   finetune_teacher_share=0.25)),
     "solve-principal-warmup-kd-sgd-lr02-t50": (0.2, _solved(
         "kd", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.5)),
+    # the quarter share after the principal conv1: DenseNet's teacher forward costs 3.4x
+    # the student's, so its hand-over's wall time falls most with the share
+    "solve-principal-warmup-kd-sgd-lr02-t25": (0.2, _solved(
+        "kd", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.25)),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
@@ -162,6 +166,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-principal-warmup-mse-sgd-lr02-t50"),
     (f"{_KD_HALF}, after the principal conv1", "solve-principal-warmup-kd-sgd-lr02-t50",
      "solve-principal-warmup-ce-sgd-lr02"),
+    (f"{_KD_FIRST.format(share='quarter')}, after the principal conv1",
+     "solve-principal-warmup-kd-sgd-lr02-t25", "solve-principal-warmup-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
