@@ -17,7 +17,8 @@ from recast.plan import Plan, make_plan
 from recast.report import compression_report
 from recast.walker import Block, BlockChain, walk
 from recast.datasets import BatchLoader, load_data
-from recast.settings import PRESETS, RecastConfig, make_config
+from recast.presets import PRESETS, make_config
+from recast.settings import RecastConfig
 from recast.pipeline import RecastResult, recast
 from recast.serialize import load_student
 

@@ -28,7 +28,7 @@ from recast.runfolder import resume_spec
 from recast.runspec import check_data_and_device, check_positive, given_flags, model_spec, \
     parse_widths, plan_options, run_spec
 from recast.flags import config_flags
-from recast.settings import PRESETS
+from recast.presets import PRESETS
 from recast.teacher import DATASETS, untrained_teacher
 from recast.walker import walk
 

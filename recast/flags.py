@@ -5,7 +5,8 @@
 from dataclasses import fields
 from typing import Any, Callable
 
-from recast.settings import PRESETS, RecastConfig, flag_name
+from recast.presets import PRESETS
+from recast.settings import RecastConfig, flag_name
 
 
 def config_flags() -> list[tuple[str, dict[str, Any]]]:

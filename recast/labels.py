@@ -17,7 +17,7 @@ from recast.errors import RecastError
 from recast.finetune import finetune_label
 from recast.progress import Progress
 from recast.runspec import RunSpec, check_labelless
-from recast.settings import without_labels
+from recast.presets import without_labels
 from recast.teacher import ModelSpec, build_teacher
 from recast.training import fast_layout
 

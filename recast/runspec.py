@@ -13,7 +13,8 @@ from typing import Any
 
 from recast.errors import RecastError
 from recast.losses import baseline_reads_labels
-from recast.settings import RecastConfig, make_config
+from recast.presets import make_config
+from recast.settings import RecastConfig
 from recast.teacher import ModelSpec
 from recast.training import check_device
 

@@ -164,11 +164,11 @@ def test_without_tensorboard_progress_still_works(tmp_path, monkeypatch) -> None
 
 def test_a_resume_keeps_the_settings_the_run_started_with(run_dir, monkeypatch) -> None:
     """A preset changed between the crash and --resume must not change the run."""
-    from recast import settings
+    from recast import presets
     from recast.runspec import RunSpec
 
     saved = json.loads((run_dir / "run-args.json").read_text())
-    monkeypatch.setitem(settings.PRESETS, "smoke", {"lr": 0.5})
+    monkeypatch.setitem(presets.PRESETS, "smoke", {"lr": 0.5})
     spec = RunSpec.from_json(saved)
     recorded = json.loads((run_dir / "config.json").read_text())["recast"]
     # config.json holds the settings as run: the unset warm-up settled (no step of

@@ -98,7 +98,7 @@ def test_a_resumed_fine_tune_hands_over_where_the_first_would_have(loaders) -> N
 
 def test_the_fast_preset_s_ce_says_which_loss_to_choose_for_a_hand_over() -> None:
     """`fast` fine-tunes on CE: a share alone names the loss that would make it act."""
-    from recast.settings import make_config
+    from recast.presets import make_config
 
     with pytest.raises(RecastError, match="--finetune-loss ce never reads the teacher; add "
                                           "--finetune-loss mse-ce"):

@@ -175,7 +175,7 @@ def test_kd_baseline_without_labels_is_alpha_one_and_reads_none() -> None:
 
 def test_labels_none_puts_the_fine_tune_on_the_teachers_outputs() -> None:
     from recast.errors import RecastError
-    from recast.settings import make_config
+    from recast.presets import make_config
 
     fast = make_config("fast", {"labels": "none"})
     assert (fast.finetune_loss, fast.finetune_optimizer, fast.finetune_lr) == ("kd-soft", "sgd",

@@ -5,7 +5,8 @@ import pytest
 
 from recast.errors import RecastError
 from recast.flags import config_flags
-from recast.settings import PRESETS, RecastConfig, make_config
+from recast.presets import PRESETS, make_config
+from recast.settings import RecastConfig
 
 
 def test_paper_preset_is_the_published_schedule() -> None:

@@ -400,7 +400,7 @@ def test_with_chosen_channels_a_bottleneck_to_conv_step_is_fitted_to_them() -> N
 def test_the_engine_chooses_channels_only_for_a_closed_form_start_from_the_teacher() -> None:
     from recast.engine import Recaster
     from recast.plan import make_plan
-    from recast.settings import make_config
+    from recast.presets import make_config
 
     dense = make_plan(walk(build_model("densenet_bc_40_12", width=0.25)), "basic", 0.4)
     wide = make_plan(walk(build_model("wrn_16_4", width=0.25)), "basic", 0.5)

@@ -75,7 +75,7 @@ def test_a_warm_up_ramps_the_rate_linearly_then_follows_the_schedule() -> None:
 
 
 def test_the_fine_tune_warm_up_reaches_only_the_fine_tune() -> None:
-    from recast.settings import make_config
+    from recast.presets import make_config
 
     config = make_config("fast", {"finetune_warmup": 1.0})
     assert config.finetune_schedule().warmup == 1.0
