@@ -17,7 +17,7 @@ from torch import nn
 from recast import distributed
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
-from recast.finetune import finetune
+from recast.finetune import finetune, finetune_label
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
@@ -93,7 +93,7 @@ class Recaster:
             self._checkpoint(outcome.steps, train_loader)
         if overall is not None:
             overall.close()
-        self._settle_warmup(outcome.steps)
+        self._settle_finetune(outcome.steps)
         outcome.finetune = self._finetune(saved, outcome.steps, train_loader, test_loader)
         outcome.student = nn.Sequential(*self.surgery.blocks)
         finished = outcome.finetune.get("final_accuracy")
@@ -103,14 +103,18 @@ class Recaster:
         outcome.images = self.images
         return outcome
 
-    def _settle_warmup(self, steps: list[StepRecord]) -> None:
-        """Decide an unset fine-tune warm-up from what the block steps did; say so."""
-        if self.config.finetune_warmup is not None:
-            return
-        self.config = self.config.settle_warmup(solved=any(s.solved_start for s in steps))
-        if self.config.finetune_warmup:
+    def _settle_finetune(self, steps: list[StepRecord]) -> None:
+        """Decide an unset fine-tune warm-up and an auto fine-tune loss from what the
+        block steps did; say so."""
+        before = self.config
+        solved = any(s.solved_start for s in steps)
+        self.config = before.settle_finetune(solved)
+        after = "after a closed-form start" if solved else "no closed-form start"
+        if before.finetune_warmup is None and self.config.finetune_warmup:
             self.progress.log(f"fine-tune warm-up: {self.config.finetune_warmup:g} epoch(s), "
-                              f"after a closed-form start")
+                              f"{after}")
+        if before.finetune_loss == "auto":
+            self.progress.log(f"fine-tune loss auto: {finetune_label(self.config)} ({after})")
 
     def _after_block_phase(self, record: StepRecord, phase: str) -> None:
         self.images += record.images

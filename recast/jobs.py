@@ -44,7 +44,7 @@ def _plan(teacher: torch.nn.Module, data: Data, spec: RunSpec, progress: Progres
         progress.log(f"recast: note: {note}")
     plan = make_plan(chain, spec.target, spec.widths, **spec.plan)
     check_savable(_taken_as_they_are(plan))  # refused now, not after the training
-    check_hints(plan, spec.method, spec.config.finetune_loss, progress)
+    check_hints(plan, spec.method, spec.config.loss_to_check, progress)
     return plan
 
 

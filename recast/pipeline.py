@@ -84,7 +84,7 @@ def recast(
     if plan is None or not reads_teacher(plan, teacher):
         chain = walk(teacher, tuple(input_shape), leaf_modules=leaf_modules)
         plan = make_plan(chain, target, width, **(plan_options or {}))
-    check_hints(plan, "recast", config.finetune_loss)  # before the steps, not after them
+    check_hints(plan, "recast", config.loss_to_check)  # before the steps, not after them
     if teacher_accuracy is None:
         teacher_accuracy = evaluate(teacher, test_loader, torch.device("cpu"))
     loaders = (train_loader, test_loader)

@@ -45,6 +45,10 @@ def _count(v: Any) -> bool:
 POSITIVE, NON_NEGATIVE = "a positive number", "a number >= 0"
 UNIT, COUNT = "a number in [0, 1]", "a whole number >= 1"
 SHARE = "a number in (0, 1]"
+# --finetune-loss auto after a closed-form start: Hinton KD, handed over to CE after a
+# quarter of the fine-tune (above the preset's CE on every seed of ResNet-20, ResNet-56
+# and DenseNet-40 -> plain/basic; benchmarks/cifar10.md)
+AUTO_LOSS, AUTO_SHARE = "kd", 0.25
 
 
 @dataclass
@@ -100,8 +104,11 @@ class RecastConfig:
         choices=tuple(BLOCK_LOSSES)))
     seed: int = field(default=0, metadata=setting("random seed", flag=False))
     finetune_loss: str = field(default="mse-ce", metadata=setting(
-        "loss of the fine-tune: " + "; ".join(f"{k}: {v.label}" for k, v in LOSSES.items()),
-        choices=tuple(LOSSES)))
+        "loss of the fine-tune: " + "; ".join(f"{k}: {v.label}" for k, v in LOSSES.items())
+        + f"; auto: after a closed-form start {AUTO_LOSS} for a share of {AUTO_SHARE:g} of "
+        "the fine-tune's images, then CE, else CE throughout; a --finetune-teacher-share "
+        "under 1 asks for that hand-over from kd either way",
+        choices=(*LOSSES, "auto")))
     finetune_optimizer: str | None = field(default=None, metadata=setting(
         "optimiser of the fine-tune (default: as the block steps)", choices=("adam", "sgd")))
     finetune_weight_decay: float | None = field(default=None, metadata=setting(
@@ -179,15 +186,30 @@ class RecastConfig:
         target, the start --solve-hidden shapes."""
         return self.solve not in ("none", "input") and self.block_training == "sequential"
 
-    def settle_warmup(self, solved: bool) -> "RecastConfig":
-        """This config with an unset fine-tune warm-up decided: one epoch after a
-        closed-form start (on ResNet-56 -> plain it lifted the solved start's end by
-        1.4 points, seed 0), a tenth of a shorter fine-tune (the ramp scales the whole
-        schedule, so a ramp as long as the phase would never reach the rate), else none."""
-        if self.finetune_warmup is not None:
-            return self
-        warmup = min(1.0, self.finetune_epochs / 10) if solved else 0.0
-        return replace(self, finetune_warmup=warmup)
+    def settle_finetune(self, solved: bool) -> "RecastConfig":
+        """This config with what follows the block steps decided: an unset warm-up, one
+        epoch after a closed-form start (on ResNet-56 -> plain it lifted the solved
+        start's end by 1.4 points, seed 0), a tenth of a shorter fine-tune (the ramp
+        scales the whole schedule, so a ramp as long as the phase would never reach the
+        rate), else none; and --finetune-loss auto, KD handed over to CE after a
+        closed-form start (or at a given share), else CE."""
+        settled = self
+        if self.finetune_warmup is None:
+            warmup = min(1.0, self.finetune_epochs / 10) if solved else 0.0
+            settled = replace(settled, finetune_warmup=warmup)
+        if self.finetune_loss == "auto":
+            share = self.finetune_teacher_share
+            if share == 1 and solved:
+                share = AUTO_SHARE
+            settled = replace(settled, finetune_loss=AUTO_LOSS if share < 1 else "ce",
+                              finetune_teacher_share=share)
+        return settled
+
+    @property
+    def loss_to_check(self) -> str:
+        """The fine-tune loss the checks before the run hold to: auto may become
+        Hinton KD, which reads labels and the teacher, so it is checked as KD."""
+        return AUTO_LOSS if self.finetune_loss == "auto" else self.finetune_loss
 
     def block_schedule(self) -> Schedule:
         return Schedule(self.epochs_per_block, self.lr, self.optimizer, self.scheduler,
@@ -212,7 +234,11 @@ class RecastConfig:
                                   f"{', '.join(meta['choices'])}")
             if meta.get("check") and not meta["check"](value):
                 raise RecastError(f"{flag_name(f.name)} {value!r} must be {meta['rule']}")
-        loss = LOSSES[self.finetune_loss]
+        if self.labels == "none" and self.finetune_loss == "auto":
+            raise RecastError("--finetune-loss auto ends on CE(labels), but the run has none "
+                              "(--labels none, or data without labels); use --finetune-loss "
+                              "kd-soft or mse, which learn the teacher's outputs only")
+        loss = LOSSES[self.loss_to_check]
         if self.labels == "none" and loss.reads_labels(self.kd_temperature, self.kd_alpha):
             alpha = f" at --kd-alpha {self.kd_alpha}" \
                 if not loss.reads_labels(self.kd_temperature, 1.0) else ""

@@ -24,7 +24,7 @@ def _sgd_finetune(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
 def _solved(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
     """The closed-form start before every step, then the SGD fine-tune, its warm-up
     pinned (none unless given) as these variants ran before an unset one followed
-    the solve (RecastConfig.settle_warmup)."""
+    the solve (RecastConfig.settle_finetune)."""
     return _sgd_finetune(loss, lr, **{"solve": "target", "finetune_warmup": 0.0, **more})
 
 

@@ -173,4 +173,4 @@ def test_a_resume_keeps_the_settings_the_run_started_with(run_dir, monkeypatch) 
     recorded = json.loads((run_dir / "config.json").read_text())["recast"]
     # config.json holds the settings as run: the unset warm-up settled (no step of
     # this run is solved in closed form)
-    assert spec.config.split(8).settle_warmup(solved=False).to_json() == recorded
+    assert spec.config.split(8).settle_finetune(solved=False).to_json() == recorded

@@ -81,8 +81,9 @@ def test_a_loss_not_finite_before_any_update_is_not_blamed_on_the_rate(vgg_teach
                                                  ("vgg_teacher", False)])
 def test_solve_auto_fits_the_steps_that_change_kind_then_warms_the_fine_tune_up(
         request, loaders, teacher, transforms, monkeypatch) -> None:
-    """basic -> conv is fitted in closed form and its fine-tune ramps up; conv -> conv
-    keeps its warm start alone and a fine-tune at the planned rate from its start."""
+    """basic -> conv is fitted in closed form and its fine-tune ramps up and learns from
+    the teacher before CE (--finetune-loss auto); conv -> conv keeps its warm start alone
+    and a CE fine-tune at the planned rate from its start."""
     real, warmups = recast.finetune.run_batches, []
 
     def run_batches(loss_fn, params, loader, schedule, *args, **kwargs):
@@ -91,10 +92,15 @@ def test_solve_auto_fits_the_steps_that_change_kind_then_warms_the_fine_tune_up(
 
     monkeypatch.setattr(recast.finetune, "run_batches", run_batches)
     plan = make_plan(walk(request.getfixturevalue(teacher), (1, 3, 32, 32)), "conv", 0.5)
-    outcome = Recaster(plan, RecastConfig(epochs_per_block=0.02, finetune_epochs=0.05,
-                                          solve="auto"), torch.device("cpu")).run(*loaders)
+    recaster = Recaster(plan, RecastConfig(epochs_per_block=0.02, finetune_epochs=0.05,
+                                           solve="auto", finetune_loss="auto"),
+                        torch.device("cpu"))
+    outcome = recaster.run(*loaders)
     kinds = {(s.kind, s.target) for s in outcome.steps}
     assert kinds == ({("basic", "conv")} if transforms else {("conv", "conv")})
     assert all(s.fit_kept for s in outcome.steps) is transforms
     assert not any(s.fit_mse_after is not None for s in outcome.steps if not transforms)
     assert warmups == [pytest.approx(0.005) if transforms else 0.0]
+    settled = recaster.config
+    assert (settled.finetune_loss, settled.finetune_teacher_share) == \
+        (("kd", 0.25) if transforms else ("ce", 1.0))

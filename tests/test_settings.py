@@ -68,8 +68,8 @@ def test_fast_preset_runs_the_benchmarks_headline_variant_on_each_pair(pair: str
         s.block.kind, s.target) for mode, s in zip(modes[fast.solve], steps))
     assert shaped is (pair == "densenet40-basic")
     unused = {"solve": ""} if shaped else {"solve": "", "solve_hidden": ""}
-    assert replace(fast.settle_warmup(solved), **unused) == \
-        replace(variant.settle_warmup(solved), **unused)
+    assert replace(fast.settle_finetune(solved), **unused) == \
+        replace(variant.settle_finetune(solved), **unused)
 
 
 def test_a_budget_splits_between_block_steps_and_fine_tune() -> None:
@@ -119,13 +119,43 @@ def test_solve_auto_fits_only_a_change_of_kind(solve, kind, target, mode) -> Non
 def test_an_unset_warm_up_follows_a_closed_form_start_and_a_set_one_stays() -> None:
     unset = RecastConfig(**PRESETS["fast"]).split(13)  # a 14.4-epoch fine-tune
     assert unset.finetune_warmup is None
-    assert unset.settle_warmup(solved=True).finetune_warmup == 1.0
-    assert unset.settle_warmup(solved=False).finetune_warmup == 0.0
+    assert unset.settle_finetune(solved=True).finetune_warmup == 1.0
+    assert unset.settle_finetune(solved=False).finetune_warmup == 0.0
     # a short fine-tune ramps up over a tenth of itself, so it still reaches its rate
     short = RecastConfig(finetune_epochs=0.25)
-    assert short.settle_warmup(solved=True).finetune_warmup == pytest.approx(0.025)
-    assert RecastConfig(finetune_warmup=0.0).settle_warmup(solved=True).finetune_warmup == 0.0
-    assert RecastConfig(finetune_warmup=2.0).settle_warmup(solved=False).finetune_warmup == 2.0
+    assert short.settle_finetune(solved=True).finetune_warmup == pytest.approx(0.025)
+    assert RecastConfig(finetune_warmup=0.0).settle_finetune(solved=True).finetune_warmup == 0.0
+    assert RecastConfig(finetune_warmup=2.0).settle_finetune(solved=False).finetune_warmup == 2.0
+
+
+@pytest.mark.parametrize("given, solved, loss, share", [
+    ({}, True, "kd", 0.25),                                   # the hand-over
+    ({}, False, "ce", 1.0),                                   # nothing fitted: CE
+    ({"finetune_teacher_share": 0.5}, True, "kd", 0.5),       # a given share stays
+    ({"finetune_teacher_share": 0.5}, False, "kd", 0.5),      # and asks for a hand-over
+])
+def test_auto_loss_hands_kd_over_to_ce_after_a_closed_form_start(given, solved, loss,
+                                                                 share) -> None:
+    config = RecastConfig(finetune_loss="auto", **given).validate()
+    settled = config.settle_finetune(solved)
+    assert (settled.finetune_loss, settled.finetune_teacher_share) == (loss, share)
+    assert settled.validate() == settled
+
+
+def test_an_explicit_loss_is_not_settled() -> None:
+    for config in (RecastConfig(finetune_loss="kd"), RecastConfig(finetune_loss="ce")):
+        settled = config.settle_finetune(solved=True)
+        assert (settled.finetune_loss, settled.finetune_teacher_share) == \
+            (config.finetune_loss, 1.0)
+
+
+def test_auto_loss_is_checked_as_kd_and_refused_without_labels(monkeypatch) -> None:
+    assert RecastConfig(finetune_loss="auto").loss_to_check == "kd"
+    with pytest.raises(RecastError, match="--finetune-loss auto ends on CE"):
+        make_config("smoke", {"finetune_loss": "auto", "labels": "none"})
+    # a preset's auto, not chosen, gives way to a loss on the teacher's outputs
+    monkeypatch.setitem(PRESETS, "smoke", dict(PRESETS["smoke"], finetune_loss="auto"))
+    assert make_config("smoke", {"labels": "none"}).finetune_loss == "kd-soft"
 
 
 @pytest.mark.parametrize("given", [{"solve": "none"}, {"solve": "input"},
