@@ -17,7 +17,7 @@ from torch import nn
 from recast import distributed
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
-from recast.finetune import finetune, finetune_label
+from recast.finetune import finetune
 from recast.plan import Plan
 from recast.progress import Progress
 from recast.settings import RecastConfig
@@ -114,7 +114,10 @@ class Recaster:
             self.progress.log(f"fine-tune warm-up: {self.config.finetune_warmup:g} epoch(s), "
                               f"{after}")
         if before.finetune_loss == "auto":
-            self.progress.log(f"fine-tune loss auto: {finetune_label(self.config)} ({after})")
+            share = self.config.finetune_teacher_share
+            handed = f" handed over to ce after {share:g} of it" if share < 1 else ""
+            self.progress.log(f"fine-tune loss auto: {self.config.finetune_loss}{handed} "
+                              f"({after})")
 
     def _after_block_phase(self, record: StepRecord, phase: str) -> None:
         self.images += record.images

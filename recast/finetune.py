@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from recast.errors import RecastError
 from recast.losses import LOSSES, weights_of
 from recast.progress import Progress
 from recast.settings import RecastConfig
@@ -64,6 +65,9 @@ def finetune(student: nn.Sequential, teacher: nn.Module, config: RecastConfig, t
     counted from the fine-tune's start); ``checkpoint`` and ``resume`` are
     :func:`recast.training.run_batches`'s.
     """
+    if config.finetune_loss not in LOSSES:  # auto: RecastConfig.settle_finetune decides it
+        raise RecastError(f"--finetune-loss {config.finetune_loss} is decided after the block "
+                          f"steps; settle the config (RecastConfig.settle_finetune) first")
     schedule = config.finetune_schedule()
     # with --labels none the loss gets None for labels: nothing can read one
     loss_fn = LOSSES[config.finetune_loss].objective(student, teacher, config.kd_temperature,

@@ -105,9 +105,9 @@ class RecastConfig:
     seed: int = field(default=0, metadata=setting("random seed", flag=False))
     finetune_loss: str = field(default="mse-ce", metadata=setting(
         "loss of the fine-tune: " + "; ".join(f"{k}: {v.label}" for k, v in LOSSES.items())
-        + f"; auto: after a closed-form start {AUTO_LOSS} for a share of {AUTO_SHARE:g} of "
-        "the fine-tune's images, then CE, else CE throughout; a --finetune-teacher-share "
-        "under 1 asks for that hand-over from kd either way",
+        + f"; auto: Hinton KD for the first {AUTO_SHARE:g} of the fine-tune's images, "
+        "then CE, after a kept --solve fit, else CE throughout; with "
+        "--finetune-teacher-share under 1, KD for that share either way",
         choices=(*LOSSES, "auto")))
     finetune_optimizer: str | None = field(default=None, metadata=setting(
         "optimiser of the fine-tune (default: as the block steps)", choices=("adam", "sgd")))
@@ -120,7 +120,8 @@ class RecastConfig:
     finetune_teacher_share: float = field(default=1.0, metadata=setting(
         "share of the fine-tune's images that learn on --finetune-loss; the rest learn on "
         "CE(labels) alone and skip the teacher's forward (distillation stopped early, "
-        "Cho and Hariharan 2019)", check=_share, rule=SHARE))
+        "Cho and Hariharan 2019); 1 leaves it to --finetune-loss auto, so use "
+        "--finetune-loss kd for KD throughout", check=_share, rule=SHARE))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
@@ -266,7 +267,7 @@ class RecastConfig:
                               f"--finetune-teacher-share")
         if not reads_teacher:
             raise RecastError(f"{handing} --finetune-loss {loss} never reads the teacher; "
-                              f"add --finetune-loss mse-ce (or kd), or drop "
+                              f"add --finetune-loss mse-ce (or kd, or auto), or drop "
                               f"--finetune-teacher-share")
 
     def to_json(self) -> dict[str, Any]:
