@@ -18,9 +18,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # our CPU-budget default: on each pair the recast variant benchmarks/cifar10.md
     # reports as "recast" (scripts/bench_variants.py HEADLINE_VARIANTS;
     # tests/test_settings.py): a closed-form start where a step changes kind, its
-    # fresh basic conv1s principal (dropped by make_config when nothing is fitted)
+    # fresh basic conv1s principal (dropped by make_config when nothing is fitted),
+    # and after such a start KD handed over to CE (--finetune-loss auto), else CE
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
-                 scheduler="cosine", batch_size=128, init="teacher", finetune_loss="ce",
+                 scheduler="cosine", batch_size=128, init="teacher", finetune_loss="auto",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4,
                  solve="auto", solve_hidden="principal"),
     # seconds: for tests and the quick start

@@ -179,13 +179,15 @@ PARTS: tuple[tuple[str, str, str], ...] = (
 # The variant reported as "recast" on each kind of pair, or on a pair named here (a
 # pair's name overrides its kind's): the one the `fast` preset runs there. Its --solve
 # auto fits every step of a transformation pair (each changes its block's kind) and no
-# step of a compression pair, and its unset warm-up follows the fit. Its --solve-hidden
+# step of a compression pair, and its unset warm-up and its fine-tune loss (auto: KD
+# for the first quarter, then CE, after a fit; else CE) follow the fit. Its --solve-hidden
 # principal acts only on a fitted basic target no warm start fills (here dense ->
 # basic); on the other pairs the runs without it are the preset's
 # (tests/test_settings.py holds each pair's preset and variant together).
-HEADLINE_VARIANTS: dict[str, str] = {"compression": "warm-ce-sgd-lr02",
-                                     "transformation": "solve-warmup-ce-sgd-lr02",
-                                     "densenet40-basic": "solve-principal-warmup-ce-sgd-lr02"}
+HEADLINE_VARIANTS: dict[str, str] = {
+    "compression": "warm-ce-sgd-lr02",
+    "transformation": "solve-warmup-kd-sgd-lr02-t25",
+    "densenet40-basic": "solve-principal-warmup-kd-sgd-lr02-t25"}
 
 
 def headline_variant(headlines: Mapping[str, str], pair: str, kind: str) -> str:

@@ -142,7 +142,7 @@ def test_run_help_shows_the_presets_defaults(capsys) -> None:
     with pytest.raises(SystemExit):
         run(["run", "--help"])
     text = capsys.readouterr().out
-    assert "fast: ce" in text and "the default" in text
+    assert "fast: auto" in text and "the default" in text
 
 
 @pytest.fixture(scope="module")

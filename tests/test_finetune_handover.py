@@ -96,12 +96,25 @@ def test_a_resumed_fine_tune_hands_over_where_the_first_would_have(loaders) -> N
     assert resumed.forwards == round(0.75 * 2 * per_pass) - per_pass
 
 
-def test_the_fast_preset_s_ce_says_which_loss_to_choose_for_a_hand_over() -> None:
-    """`fast` fine-tunes on CE: a share alone names the loss that would make it act."""
+def test_a_share_given_to_the_fast_preset_hands_kd_over_to_ce() -> None:
+    """`fast` fine-tunes on --finetune-loss auto: a share given alone asks for the
+    hand-over, from Hinton KD, even where no closed-form start sets one."""
     from recast.presets import make_config
 
+    config = make_config("fast", {"finetune_teacher_share": 0.5}).split(8)
+    for solved in (True, False):
+        settled = config.settle_finetune(solved)
+        assert (settled.finetune_loss, settled.finetune_teacher_share) == ("kd", 0.5)
     with pytest.raises(RecastError, match="--finetune-loss ce never reads the teacher; add "
                                           "--finetune-loss mse-ce"):
-        make_config("fast", {"finetune_teacher_share": 0.5})
-    assert make_config("fast", {"finetune_teacher_share": 0.5, "finetune_loss": "mse-ce"}
-                       ).finetune_teacher_share == 0.5
+        make_config("fast", {"finetune_teacher_share": 0.5, "finetune_loss": "ce"})
+
+
+def test_an_unsettled_auto_loss_is_refused_by_the_fine_tune(loaders) -> None:
+    """auto is decided after the block steps; a fine-tune handed it undecided says so."""
+    teacher = CountingTeacher().eval().requires_grad_(False)
+    config = RecastConfig(finetune_epochs=0.01, finetune_loss="auto").validate()
+    with pytest.raises(RecastError, match="settle_finetune"):
+        finetune(CountingTeacher().net, teacher, config, loaders[0], None,
+                 torch.device("cpu"), Progress(quiet=True), lambda images, accuracy: None)
+    assert teacher.forwards == 0

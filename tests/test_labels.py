@@ -183,6 +183,6 @@ def test_labels_none_puts_the_fine_tune_on_the_teachers_outputs() -> None:
     assert make_config("fast", {"labels": "none", "finetune_loss": "mse"}).finetune_loss == "mse"
     assert make_config("smoke", {"labels": "none", "finetune_loss": "kd",
                                  "kd_alpha": 1.0}).finetune_loss == "kd"
-    assert make_config("fast", {}).finetune_loss == "ce"  # labelled runs: unchanged
+    assert make_config("fast", {}).finetune_loss == "auto"  # labelled runs: the preset's
     with pytest.raises(RecastError, match="or --kd-alpha 1"):
         make_config("smoke", {"labels": "none", "finetune_loss": "kd"})

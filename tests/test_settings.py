@@ -103,7 +103,7 @@ def test_explicit_epochs_replace_the_presets_budget() -> None:
 
 def test_help_shows_what_each_preset_sets() -> None:
     help_text = dict(config_flags())["--finetune-loss"]["help"]
-    assert "fast: ce" in help_text and "default mse-ce" in help_text
+    assert "fast: auto" in help_text and "default mse-ce" in help_text
 
 
 @pytest.mark.parametrize("solve, kind, target, mode", [
