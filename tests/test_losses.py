@@ -40,8 +40,9 @@ def test_a_distilling_loss_runs_the_teacher_without_gradients() -> None:
 
 
 def test_every_registered_loss_is_a_fine_tune_choice() -> None:
+    """Every loss of the registry, and auto, which settles to one of them."""
     choices = dict(config_flags())["--finetune-loss"]["choices"]
-    assert choices == list(LOSSES)
+    assert choices == [*LOSSES, "auto"]
 
 
 def test_teacher_only_losses_never_read_labels() -> None:
