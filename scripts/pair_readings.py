@@ -152,9 +152,10 @@ READINGS: dict[str, dict[str, str]] = {
                 "hand-over, best here, makes ResNet-56 -> plain depend on the seed, and "
                 "the KD hand-over at half the fine-tune (79.67, seed 0) costs more "
                 "teacher forwards; the wall goal needs the teacher read less: the "
-                "block steps spend 2.5x what scratch spends on as many images (623 of "
-                "2004 s, seed 0) and the KD quarter runs at 313 images/s against 720 "
-                "for CE, so fewer or cheaper teacher forwards (a tenth of the budget "
+                "block steps (their fits and evaluations included) take 505-677 s of "
+                "1848-2004 s (seeds 0-2), 2.0-2.7x the 254 s scratch spends on as many "
+                "images (seed 0: 1271 s for all 18 epochs), and the KD quarter reads "
+                "the teacher too, so fewer or cheaper teacher forwards (a tenth of the budget "
                 "on block steps, the frozen teacher run in lower precision); the "
                 "student's shape, as for the other pairs; kd-mse's seed 2 (seed 1: "
                 "79.55%, 2026-12-04)",
