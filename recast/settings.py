@@ -38,12 +38,17 @@ def _share(v: Any) -> bool:
     return _positive(v) and v <= 1
 
 
+def _non_negative_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    return _non_negative_count(v) and v >= 1
 
 
 POSITIVE, NON_NEGATIVE = "a positive number", "a number >= 0"
 UNIT, COUNT = "a number in [0, 1]", "a whole number >= 1"
+NON_NEGATIVE_COUNT = "a whole number >= 0"
 SHARE = "a number in (0, 1]"
 # --finetune-loss auto after a closed-form start: Hinton KD, handed over to CE after a
 # quarter of the fine-tune (above the preset's CE on every seed of ResNet-20, ResNet-56
@@ -98,6 +103,10 @@ class RecastConfig:
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
         "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))
+    step_test_images: int = field(default=0, metadata=setting(
+        "test images the accuracy after each block step is measured on, the test set's "
+        "first (0: all); the fine-tune and the finished student are measured on all",
+        check=_non_negative_count, rule=NON_NEGATIVE_COUNT))
     block_loss: str = field(default="mse", metadata=setting(
         "loss of the block steps, student vs teacher activations: "
         + "; ".join(f"{k}: {v.describe()}" for k, v in BLOCK_LOSSES.items()),

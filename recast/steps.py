@@ -101,6 +101,12 @@ def _loss_name(config: RecastConfig) -> str:
     return "MSE" if config.block_loss == "mse" else f"{config.block_loss} loss"
 
 
+def _on_images(config: RecastConfig) -> str:
+    """What a step's accuracy was measured on, when not the whole test set."""
+    return f" (first {config.step_test_images} test images)" if config.step_test_images \
+        else ""
+
+
 def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
                 config: RecastConfig, train_loader, test_loader, device: torch.device,
                 progress: Progress) -> StepRecord:
@@ -159,9 +165,10 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     student.eval()
     if config.bn_recalibration:
         recalibrate(student, last, calibration[:config.bn_recalibration])
-    accuracy = evaluate(Hybrid(student, teacher, last), test_loader, device)
+    accuracy = evaluate(Hybrid(student, teacher, last), test_loader, device,
+                        config.step_test_images)
     progress.log(f"  after {block.name}: {_loss_name(config)} {result['loss']:.4f}, "
-                 f"test accuracy {accuracy:.2f}%")
+                 f"test accuracy {accuracy:.2f}%{_on_images(config)}")
     return StepRecord(index, block.name, block.kind, plan_step.target, last, result["loss"],
                       accuracy, time.perf_counter() - started, int(result["images"]), warm,
                       fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"),

@@ -176,8 +176,9 @@ def run_batches(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device) -> float:
-    """Top-1 accuracy in percent; every submodule keeps its own train/eval mode.
+def evaluate(model: nn.Module, loader, device: torch.device, images: int = 0) -> float:
+    """Top-1 accuracy in percent on the loader's first ``images`` (0: all of them);
+    every submodule keeps its own train/eval mode.
 
     (Restoring only the top module's mode would put a frozen teacher inside a
     wrapper into train mode, and its batch norms would drift.)
@@ -186,9 +187,13 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> float:
     model.eval()
     correct = total = 0
     for x, y in loader:
+        if images:
+            x, y = x[:images - total], y[:images - total]
         logits = model(fast_layout(x.to(device), device))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
+        if images and total >= images:
+            break
     for module, mode in modes:
         module.training = mode
     return 100.0 * correct / max(1, total)

@@ -16,9 +16,10 @@ _WARM = dict(init="teacher", optimizer="adam", lr=1e-3)  # warm-started Adam blo
 
 
 def _sgd_finetune(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:
-    """Warm-started block steps, then an SGD fine-tune on ``loss`` (weight decay 5e-4)."""
+    """Warm-started block steps, then an SGD fine-tune on ``loss`` (weight decay 5e-4);
+    each step's accuracy on 2000 test images, as the fast preset measures it."""
     return dict(_WARM, finetune_loss=loss, finetune_optimizer="sgd", finetune_lr=lr,
-                finetune_weight_decay=5e-4, **more)
+                finetune_weight_decay=5e-4, step_test_images=2000, **more)
 
 
 def _solved(loss: str, lr: float = 0.02, **more: Any) -> dict[str, Any]:

@@ -83,6 +83,8 @@ def test_a_budget_splits_between_block_steps_and_fine_tune() -> None:
     ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("batch_size", 0, "--batch-size"),
     ("epochs_per_block", -1.0, "--epochs-per-block"), ("kd_alpha", 1.5, "--kd-alpha"),
     ("block_fraction", 2.0, "--block-fraction"), ("finetune_loss", "l1", "--finetune-loss"),
+    ("step_test_images", -1, "--step-test-images"),
+    ("step_test_images", 2.5, "--step-test-images"),
 ])
 def test_a_setting_out_of_range_names_its_flag(name, value, flag) -> None:
     with pytest.raises(RecastError, match=flag):

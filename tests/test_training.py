@@ -80,3 +80,17 @@ def test_the_fine_tune_warm_up_reaches_only_the_fine_tune() -> None:
     config = make_config("fast", {"finetune_warmup": 1.0})
     assert config.finetune_schedule().warmup == 1.0
     assert config.block_schedule().warmup == 0.0
+
+
+def test_evaluate_on_the_first_images_reads_no_further(vgg_teacher, loaders) -> None:
+    """--step-test-images: the accuracy of the loader's first N images, computed on them
+    alone, whatever the batch size."""
+    test = loaders[1]
+    x, y = next(iter(test))
+    n = min(len(y) - 1, 5)
+    model = copy.deepcopy(vgg_teacher).eval()
+    with torch.no_grad():
+        expected = 100.0 * float((model(x[:n]).argmax(1) == y[:n]).sum()) / n
+    assert evaluate(model, test, torch.device("cpu"), images=n) == pytest.approx(expected)
+    assert evaluate(model, test, torch.device("cpu"), images=10**6) == \
+        evaluate(model, test, torch.device("cpu"))
