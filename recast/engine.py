@@ -19,6 +19,7 @@ from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.finetune import finetune
 from recast.plan import Plan
+from recast.precision import TargetChain, resolve_precision
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
@@ -48,6 +49,11 @@ class Recaster:
         self.config = config.validate().split(1 if local else len(plan.recast_steps()))
         self.device = device
         self.progress = progress or Progress(quiet=True)
+        if config.teacher_precision == "auto":  # the run's record names what it ran
+            self.config = replace(self.config, teacher_precision=resolve_precision(
+                "auto", device))
+            self.progress.log(f"teacher precision auto: {self.config.teacher_precision} "
+                              f"on {device}")
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
@@ -145,7 +151,9 @@ class Recaster:
                 self._checkpoint(steps, train_loader, dict(position, start_images=start))
 
             result = finetune(
-                nn.Sequential(*self.surgery.blocks), nn.Sequential(*self.teacher), self.config,
+                nn.Sequential(*self.surgery.blocks),
+                TargetChain(nn.Sequential(*self.teacher), self.config.teacher_precision),
+                self.config,
                 train_loader, test_loader, self.device, self.progress,
                 lambda images, accuracy: self._point(start + images, accuracy, "fine-tune"),
                 checkpoint if self.store is not None else None, resume)

@@ -19,6 +19,7 @@ from recast.feature_losses import matching_channels
 from recast.local import train_local
 from recast.losses import BLOCK_LOSSES, weights_of
 from recast.plan import Plan
+from recast.precision import as_float, teacher_autocast
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.solve import keeps_fit
@@ -140,17 +141,19 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
     block_loss = BLOCK_LOSSES[config.block_loss]
     compare = block_loss.make(weights_of(config))
 
+    precision = config.teacher_precision  # the targets' forward (recast/precision.py)
+
     def loss_fn(x: Tensor, y: Tensor) -> Tensor:
-        with torch.no_grad():
-            expected = run_blocks(teacher, x, 0, last)
+        with torch.no_grad(), teacher_autocast(precision, device):
+            expected = as_float(run_blocks(teacher, x, 0, last))
         return compare(student_output(x), expected, None, None)
 
     def loss_with_inputs(x: Tensor, y: Tensor) -> Tensor:
         """The step's input maps too (FSP): block ``index``'s, the teacher's over the
         channels the student's hold."""
-        with torch.no_grad():
-            t_in = run_blocks(teacher, x, 0, index - 1)
-            expected = run_blocks(teacher, t_in, index, last)
+        with torch.no_grad(), teacher_autocast(precision, device):
+            t_in = as_float(run_blocks(teacher, x, 0, index - 1))
+            expected = as_float(run_blocks(teacher, t_in, index, last))
         with torch.set_grad_enabled(not config.freeze_prefix):
             s_in = run_blocks(student, x, 0, index - 1)
         output = run_blocks(student, s_in, index, last)

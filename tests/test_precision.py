@@ -1,0 +1,80 @@
+"""--teacher-precision: the teacher's target forward under bfloat16 autocast."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import recast
+from recast.engine import RecastConfig
+from recast.losses import LOSSES
+from recast.precision import TargetChain, has_fast_bfloat16, resolve_precision, \
+    teacher_autocast
+from recast.progress import Progress
+from recast.walker import walk
+
+CPU = torch.device("cpu")
+
+
+def _chain(teacher: nn.Module) -> nn.Sequential:
+    """The teacher as the chain of blocks a recast reads."""
+    return walk(copy.deepcopy(teacher).eval(), (1, 3, 32, 32)).as_module()
+
+
+def test_a_float32_target_chain_is_the_chain_itself(vgg_teacher, loaders) -> None:
+    chain = _chain(vgg_teacher)
+    x, _ = next(iter(loaders[1]))
+    with torch.no_grad():
+        assert torch.equal(TargetChain(chain, "float32")(x), chain(x))
+
+
+def test_bfloat16_targets_come_back_float32_and_close(vgg_teacher, loaders) -> None:
+    """The logits a KD fine-tune reads: float32 tensors, within bfloat16's rounding of
+    the float32 ones, with the same predicted class almost everywhere."""
+    chain = _chain(vgg_teacher)
+    x, _ = next(iter(loaders[1]))
+    with torch.no_grad():
+        exact, low = chain(x), TargetChain(chain, "bfloat16")(x)
+    assert low.dtype == torch.float32
+    assert not torch.equal(low, exact)  # it did run in lower precision
+    assert (low - exact).abs().max() < 0.1 * exact.abs().max()
+    assert (low.argmax(1) == exact.argmax(1)).float().mean() > 0.9
+
+
+def test_auto_is_bfloat16_exactly_where_the_device_has_it() -> None:
+    expected = "bfloat16" if has_fast_bfloat16(CPU) else "float32"
+    assert resolve_precision("auto", CPU) == expected
+    assert resolve_precision("float32", CPU) == "float32"
+    assert resolve_precision("auto", torch.device("meta")) == "float32"
+
+
+def test_float32_adds_no_autocast() -> None:
+    with teacher_autocast("float32", CPU):
+        assert not torch.is_autocast_enabled("cpu")
+    with teacher_autocast("bfloat16", CPU):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_a_hint_loss_still_walks_a_target_chain(vgg_teacher, loaders) -> None:
+    """Hints read the teacher's blocks one by one: a TargetChain is still a chain."""
+    chain = _chain(vgg_teacher)
+    student = copy.deepcopy(chain).train()
+    loss = LOSSES["hint-ce"].objective(student, TargetChain(chain, "bfloat16"), 4.0, 0.9)
+    x, y = next(iter(loaders[0]))
+    assert torch.isfinite(loss(x, y))
+
+
+def test_a_bfloat16_teacher_recast_runs_and_records_what_auto_chose(vgg_teacher,
+                                                                     loaders) -> None:
+    lines: list[str] = []
+    progress = Progress(quiet=True)
+    progress.log = lines.append  # type: ignore[method-assign]
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.05, finetune_loss="kd",
+                          teacher_precision="auto")
+    result = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                           test_loader=loaders[1], config=config, progress=progress)
+    chosen = resolve_precision("auto", CPU)
+    assert result.config.teacher_precision == chosen
+    assert any(f"teacher precision auto: {chosen}" in line for line in lines)
+    assert result.report["student"]["accuracy"] > 15  # chance is 10
