@@ -134,7 +134,9 @@ def recast_plan(plan: Plan, teacher_accuracy: float, loaders: tuple, config: Rec
     report["images_seen"] = outcome.images
     report["curve"] = outcome.curve  # test accuracy vs training images seen
     report["block_training"] = config.block_training
-    report["step_test_images"] = config.step_test_images  # 0: the whole test set
+    # 0: the whole test set, as the all-at-once pass always measures
+    report["step_test_images"] = config.step_test_images \
+        if config.block_training == "sequential" else 0
     report["recast_seconds"] = round(time.perf_counter() - started, 1)
     report["resumed"] = resumed  # then recast_seconds counts only the resumed part
     report["device"] = str(run_device)

@@ -3,9 +3,11 @@
 A recast reads the teacher on every batch of its block steps, and its KD
 fine-tune does too; on DenseNet-40 the teacher's forward costs 3.4x the
 student's. Under bfloat16 autocast those passes run on the CPU's bfloat16 units
-(AVX512-BF16, AMX) or a GPU's tensor cores. Only the targets are computed so:
-the student trains in float32, and the closed-form fits and every accuracy read
-the teacher in float32.
+(AVX512-BF16, AMX) or a GPU's tensor cores. Only the sequential block steps'
+targets and the fine-tune's teacher logits are computed so: the student trains
+in float32, and the closed-form fits, every accuracy, the feature terms of a
+fine-tune loss (hints, AT, RKD), the all-at-once pass and the baselines read the
+teacher in float32.
 """
 
 from contextlib import AbstractContextManager, nullcontext
@@ -16,11 +18,12 @@ from torch import Tensor, nn
 def has_fast_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions in hardware; elsewhere
     autocast emulates them, slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return torch.backends.mkldnn.is_available() and \
-            bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device.type == "cuda":  # Ampere on; older GPUs emulate it
+        return torch.cuda.is_available() and \
+            torch.cuda.get_device_properties(device).major >= 8
+    if device.type == "cpu":  # oneDNN's bfloat16 kernels need AVX512-BF16 or AMX
+        return torch.backends.mkldnn.is_available() and bool(
+            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     return False
 
 

@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # fresh basic conv1s principal (dropped by make_config when nothing is fitted),
     # and after such a start KD handed over to CE (--finetune-loss auto), else CE;
     # each step's accuracy on 2000 test images (a whole-set pass after each of
-    # ResNet-56's 27 steps cost about a sixth of scratch's wall time)
+    # ResNet-56's 27 steps cost about a fifth of scratch's wall time)
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="auto",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4,

@@ -103,9 +103,10 @@ def _step_lines(report: dict[str, Any]) -> list[str]:
                          f"| {step['seconds']} | {_warm(step)} | "
                          f"{_fit(step)} |")
     if report.get("step_test_images"):
-        lines += ["", f"The accuracy after each step was measured on the test set's first "
-                  f"{report['step_test_images']} images (`--step-test-images`); the "
-                  f"student's above, on all of them."]
+        lines += ["", f"The accuracy after each step was measured on "
+                  f"{report['step_test_images']} test images, whole batches spread over "
+                  f"the test set (`--step-test-images`); the student's above, and the "
+                  f"fine-tune's, on all of them."]
     if report.get("block_training") == "local":
         lines += ["", "All target blocks were trained in one joint pass (`--block-training "
                   "local`): accuracy, wall time and images are that pass's, shared by "

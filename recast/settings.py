@@ -104,8 +104,9 @@ class RecastConfig:
         "re-estimate the student's BN statistics on this many training images after each "
         "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))
     step_test_images: int = field(default=0, metadata=setting(
-        "test images the accuracy after each block step is measured on, the test set's "
-        "first (0: all); the fine-tune and the finished student are measured on all",
+        "test images the accuracy after each sequential block step is measured on, "
+        "whole batches spread evenly over the test set (0: all); the fine-tune and the "
+        "finished student are measured on all",
         check=_non_negative_count, rule=NON_NEGATIVE_COUNT))
     block_loss: str = field(default="mse", metadata=setting(
         "loss of the block steps, student vs teacher activations: "
@@ -133,10 +134,11 @@ class RecastConfig:
         "--finetune-loss kd for KD throughout", check=_share, rule=SHARE))
     teacher_precision: str = field(default="float32", metadata=setting(
         "precision of the teacher's forward for the sequential block steps' targets and "
-        "the fine-tune's: bfloat16 runs it under autocast (about twice as fast on CPUs "
-        "with AVX512-BF16 or AMX, much slower on those without); auto: bfloat16 where "
-        "the device has it, else float32. The student, the fits and every accuracy "
-        "stay float32", choices=("float32", "bfloat16", "auto")))
+        "the fine-tune's teacher logits: bfloat16 runs it under autocast (about twice "
+        "as fast on CPUs with AVX512-BF16 or AMX, slower on those without); auto: "
+        "bfloat16 where the device has it, else float32. The student, the fits, every "
+        "accuracy, feature terms (hints, AT, RKD), --block-training local and the "
+        "baselines stay float32", choices=("float32", "bfloat16", "auto")))
     kd_temperature: float = field(default=4.0, metadata=setting(
         "Hinton KD temperature", check=_positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(

@@ -104,8 +104,7 @@ def _loss_name(config: RecastConfig) -> str:
 
 def _on_images(config: RecastConfig) -> str:
     """What a step's accuracy was measured on, when not the whole test set."""
-    return f" (first {config.step_test_images} test images)" if config.step_test_images \
-        else ""
+    return f" (on {config.step_test_images} test images)" if config.step_test_images else ""
 
 
 def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,

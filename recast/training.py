@@ -177,8 +177,9 @@ def run_batches(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, images: int = 0) -> float:
-    """Top-1 accuracy in percent on the loader's first ``images`` (0: all of them);
-    every submodule keeps its own train/eval mode.
+    """Top-1 accuracy in percent; on ``images`` of the loader's images (0: all),
+    taken from batches spread evenly over it, as a folder of images comes in
+    class order. Every submodule keeps its own train/eval mode.
 
     (Restoring only the top module's mode would put a frozen teacher inside a
     wrapper into train mode, and its batch norms would drift.)
@@ -186,7 +187,12 @@ def evaluate(model: nn.Module, loader, device: torch.device, images: int = 0) ->
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     correct = total = 0
-    for x, y in loader:
+    stride = 1
+    for index, (x, y) in enumerate(loader):
+        if images and index == 0 and hasattr(loader, "__len__"):
+            stride = max(1, len(loader) // math.ceil(images / len(y)))
+        if index % stride:
+            continue
         if images:
             x, y = x[:images - total], y[:images - total]
         logits = model(fast_layout(x.to(device), device))

@@ -197,8 +197,10 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
                 lines.append(f"  - L1 pruning ratio (Torch-Pruning): {run['pruning_ratio']}")
             if "step_seconds" in run:
                 lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
-                subset = run.get("config", {}).get("step_test_images")
-                on = f", on the first {subset} test images" if subset else ""
+                config = run.get("config", {})
+                subset = config.get("step_test_images") \
+                    if config.get("block_training") == "sequential" else 0
+                on = f", on {subset} of the test images" if subset else ""
                 lines.append(f"  - accuracy after each step (%{on}): {run['step_accuracy']}")
             if "step_loss" in run:
                 lines.append(f"  - block loss at the end of each step: {run['step_loss']}")

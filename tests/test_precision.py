@@ -65,16 +65,51 @@ def test_a_hint_loss_still_walks_a_target_chain(vgg_teacher, loaders) -> None:
     assert torch.isfinite(loss(x, y))
 
 
-def test_a_bfloat16_teacher_recast_runs_and_records_what_auto_chose(vgg_teacher,
-                                                                     loaders) -> None:
+def test_an_auto_precision_recast_records_what_it_chose_and_fits_as_float32_does(
+        vgg_teacher, loaders) -> None:
+    """The run says what auto became; with bfloat16 targets each block step ends near
+    the loss it ends at with float32 ones (same seed, same batches)."""
     lines: list[str] = []
     progress = Progress(quiet=True)
     progress.log = lines.append  # type: ignore[method-assign]
-    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.05, finetune_loss="kd",
-                          teacher_precision="auto")
-    result = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
-                           test_loader=loaders[1], config=config, progress=progress)
+    runs = {}
+    for precision in ("auto", "float32"):
+        config = RecastConfig(epochs_per_block=0.2, finetune_epochs=0.05, finetune_loss="kd",
+                              teacher_precision=precision)
+        runs[precision] = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5,
+                                        train_loader=loaders[0], test_loader=loaders[1],
+                                        config=config, progress=progress)
     chosen = resolve_precision("auto", CPU)
-    assert result.config.teacher_precision == chosen
+    assert runs["auto"].config.teacher_precision == chosen
     assert any(f"teacher precision auto: {chosen}" in line for line in lines)
-    assert result.report["student"]["accuracy"] > 15  # chance is 10
+    losses = {p: [b["step"]["final_mse"] for b in r.report["blocks"] if "step" in b]
+              for p, r in runs.items()}
+    assert losses["auto"] == pytest.approx(losses["float32"], rel=0.25)
+
+
+def test_block_steps_and_fine_tune_compute_their_targets_in_the_chosen_precision(
+        vgg_teacher, loaders, monkeypatch) -> None:
+    """Both places a recast reads the teacher for targets go through teacher_autocast
+    with the run's precision: the block steps (recast/steps.py) and the fine-tune's
+    teacher (a TargetChain, recast/precision.py)."""
+    import recast.precision
+    import recast.steps
+
+    calls: list[tuple[str, str]] = []
+
+    def spy(where: str, real):
+        def autocast(precision, device):
+            calls.append((where, precision))
+            return real(precision, device)
+        return autocast
+
+    monkeypatch.setattr(recast.steps, "teacher_autocast",
+                        spy("step", recast.steps.teacher_autocast))
+    monkeypatch.setattr(recast.precision, "teacher_autocast",
+                        spy("fine-tune", recast.precision.teacher_autocast))
+    config = RecastConfig(epochs_per_block=0.02, finetune_epochs=0.02, finetune_loss="kd",
+                          teacher_precision="bfloat16")
+    recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                  test_loader=loaders[1], config=config)
+    assert {where for where, _ in calls} == {"step", "fine-tune"}
+    assert {precision for _, precision in calls} == {"bfloat16"}

@@ -184,3 +184,10 @@ def test_solve_input_combinations_that_do_nothing_are_refused():
         RecastConfig(solve="input", solve_hidden="principal").validate()
     with pytest.raises(RecastError, match="--init random"):
         RecastConfig(solve="input", init="random").validate()
+
+
+def test_an_explicit_zero_step_test_images_overrides_the_presets_subset() -> None:
+    """0 means the whole test set; given, it must not fall back to fast's 2000."""
+    assert make_config("fast", {}).step_test_images == 2000
+    assert make_config("fast", {"step_test_images": 0}).step_test_images == 0
+    assert make_config("paper", {}).step_test_images == 0

@@ -82,15 +82,55 @@ def test_the_fine_tune_warm_up_reaches_only_the_fine_tune() -> None:
     assert config.block_schedule().warmup == 0.0
 
 
-def test_evaluate_on_the_first_images_reads_no_further(vgg_teacher, loaders) -> None:
-    """--step-test-images: the accuracy of the loader's first N images, computed on them
-    alone, whatever the batch size."""
-    test = loaders[1]
-    x, y = next(iter(test))
-    n = min(len(y) - 1, 5)
-    model = copy.deepcopy(vgg_teacher).eval()
-    with torch.no_grad():
-        expected = 100.0 * float((model(x[:n]).argmax(1) == y[:n]).sum()) / n
-    assert evaluate(model, test, torch.device("cpu"), images=n) == pytest.approx(expected)
-    assert evaluate(model, test, torch.device("cpu"), images=10**6) == \
-        evaluate(model, test, torch.device("cpu"))
+
+class _NumberedBatches:
+    """8 batches of 10 images; every pixel of batch i holds i, and so does its label."""
+
+    def __init__(self) -> None:
+        self.batches = [(torch.full((10, 3, 4, 4), float(i)), torch.full((10,), i))
+                        for i in range(8)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+class _Echo(nn.Module):
+    """Predicts each image's batch number (right on every image) and notes the batches
+    it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        number = int(x[0, 0, 0, 0])
+        self.seen.append(number)
+        return nn.functional.one_hot(x[:, 0, 0, 0].long(), 10).float()
+
+
+def test_evaluate_on_some_images_takes_whole_batches_spread_over_the_set() -> None:
+    """--step-test-images: a folder of test images comes in class order, so the subset
+    is every k-th batch, not the first ones; the last batch taken is cut to size."""
+    model = _Echo()
+    assert evaluate(model, _NumberedBatches(), torch.device("cpu"), images=35) == 100.0
+    assert model.seen == [0, 2, 4, 6]  # 4 batches of 10 over 8: every second one
+    model.seen.clear()
+    evaluate(model, _NumberedBatches(), torch.device("cpu"))
+    assert model.seen == list(range(8))
+
+
+def test_evaluate_counts_only_the_images_it_was_asked_for() -> None:
+    """35 images: 3 whole batches and 5 of the fourth, so one wrong class among those
+    5 costs 1/35 of the accuracy, not 1/40."""
+    class WrongOnBatch6(_Echo):
+        def forward(self, x):
+            logits = super().forward(x)
+            if int(x[0, 0, 0, 0]) == 6:
+                logits[0] = logits[0].roll(1)
+            return logits
+
+    accuracy = evaluate(WrongOnBatch6(), _NumberedBatches(), torch.device("cpu"), images=35)
+    assert accuracy == pytest.approx(100.0 * 34 / 35)
