@@ -134,8 +134,8 @@ class RecastConfig:
         "--finetune-loss kd for KD throughout", check=_share, rule=SHARE))
     teacher_precision: str = field(default="float32", metadata=setting(
         "precision of the teacher's forward for the sequential block steps' targets and "
-        "the fine-tune's teacher logits: bfloat16 runs it under autocast (about twice "
-        "as fast on CPUs with AVX512-BF16 or AMX, slower on those without); auto: "
+        "the fine-tune's teacher logits: bfloat16 runs it under autocast (faster on CPUs "
+        "with AVX512-BF16 or AMX and GPUs from Ampere on, slower elsewhere); auto: "
         "bfloat16 where the device has it, else float32. The student, the fits, every "
         "accuracy, feature terms (hints, AT, RKD), --block-training local and the "
         "baselines stay float32", choices=("float32", "bfloat16", "auto")))
