@@ -7,7 +7,9 @@ Times, on synthetic batches (speed does not depend on the weights):
 - a distillation batch and a plain (scratch) batch of the finished student,
   the reference costs a recast is compared against;
 - the same with channels_last tensors, and the teacher's forward under
-  no_grad vs inference_mode.
+  no_grad vs inference_mode;
+- the teacher's forward alone and in a KD batch, in float32 and under bfloat16
+  autocast (--teacher-precision), and the sequential steps with each.
 Results merge into benchmarks/speed.json (one entry per model, thread count
 and commit, so a change's before and after stand side by side) and
 benchmarks/speed.md.
@@ -36,6 +38,7 @@ from recast.engine import RecastConfig, Recaster  # noqa: E402
 from recast.losses import hinton_kd  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
+from recast.precision import TargetChain  # noqa: E402
 from recast.progress import Progress  # noqa: E402
 from recast.walker import walk  # noqa: E402
 
@@ -98,11 +101,19 @@ def training_step(student: nn.Module, teacher: nn.Module | None, inference: bool
     return step
 
 
-def recast_rates(plan, loader: SyntheticLoader,
-                 block_training: str) -> list[dict[str, Any]]:
+def forward_only(model: nn.Module) -> Callable[[Tensor, Tensor], None]:
+    """One forward without gradients: a teacher's target, or an evaluation batch."""
+    def step(x: Tensor, y: Tensor) -> None:
+        with torch.no_grad():
+            model(x)
+    return step
+
+
+def recast_rates(plan, loader: SyntheticLoader, block_training: str,
+                 precision: str = "float32") -> list[dict[str, Any]]:
     """images/s of each recast step (sequential) or of the single joint pass (local)."""
     config = RecastConfig(epochs_per_block=1.0, finetune_epochs=0.0, init="teacher",
-                          block_training=block_training)
+                          block_training=block_training, teacher_precision=precision)
     test = SyntheticLoader(1, 16)
     recaster = Recaster(copy.deepcopy(plan), config, torch.device("cpu"), Progress(quiet=True))
     outcome = recaster.run(loader, test)
@@ -130,6 +141,17 @@ def main() -> None:
     student = plan.build_student().train()
     rows["KD batch, teacher under inference_mode"] = images_per_second(
         training_step(student, teacher, inference=True), loader)
+    t = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
+    for precision in ("float32", "bfloat16"):
+        chain = TargetChain(nn.Sequential(t), precision)
+        rows[f"teacher forward alone, {precision} (channels_last)"] = images_per_second(
+            forward_only(chain), last_format)
+        student = plan.build_student().train().to(memory_format=torch.channels_last)
+        rows[f"KD batch, teacher in {precision} (channels_last)"] = images_per_second(
+            training_step(student, chain), last_format)
+    bfloat16 = recast_rates(plan, loader, "sequential", "bfloat16")
+    rows["sequential, one image through every step, teacher in bfloat16"] = \
+        1 / sum(1 / s["images_per_s"] for s in bfloat16)
     sequential = recast_rates(plan, loader, "sequential")
     local = recast_rates(plan, loader, "local")
     rows["all blocks at once (local), per image"] = local[0]["images_per_s"]
