@@ -110,14 +110,20 @@ READINGS: dict[str, dict[str, str]] = {
                 "put time first; KD's missing seed 2",
     },
     "densenet40-basic": {
-        "why": "on the 60-epoch teacher (84.21%, 5.5 points above scratch's 78.68 ± "
-               "0.55) the `fast` preset (the closed-form start with a principal conv1, "
+        "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.49 ± "
+               "0.57) the `fast` preset (the closed-form start with a principal conv1, "
                "the warm-up, then `--finetune-loss auto`: Hinton KD for the first "
                "quarter of the fine-tune, then CE; "
                "`solve-principal-warmup-kd-sgd-lr02-t25`) ends at 79.49 ± 0.16 (3 "
                "seeds), above its CE recipe before it on every seed (+0.52) yet 0.14 "
-               "under KD (79.63 ± 0.29), closing 15% of the gap, at 1.49x scratch's "
-               "wall time (separate runs, equal load). How it got there: the first "
+               "under KD (79.63 ± 0.29), closing 18% of the gap, at 1.49x scratch's "
+               "wall time (separate runs, equal load). With the teacher's target "
+               "forward in bfloat16 (`--teacher-precision bfloat16`; "
+               "`solve-principal-warmup-kd-sgd-lr02-t25-bf16`) the block steps take "
+               "378 s instead of 505-677 s and the runs 1614 and 1647 s: 1.14x "
+               "scratch in one invocation at equal load (seed 0), under the goal, "
+               "ending at 79.61 and 79.10 (79.35 ± 0.36, 0.16 under float32 on the "
+               "same seeds, within the spread of one seed run twice). How it got there: the first "
                "preset, the warm start alone, ended under scratch (77.45 "
                "± 0.29, 3 seeds): no warm start fills a basic block from a dense one, "
                "so its steps left the partial net at 40%, 49% and 52%. The closed-form "
@@ -161,10 +167,11 @@ READINGS: dict[str, dict[str, str]] = {
                 "block steps (their fits and evaluations included) take 505-677 s of "
                 "1848-2004 s (seeds 0-2), 2.0-2.7x the 254 s scratch spends on as many "
                 "images (seed 0: 1271 s for all 18 epochs), and the KD quarter reads "
-                "the teacher too, so fewer or cheaper teacher forwards (a tenth of the budget "
-                "on block steps, the frozen teacher run in lower precision); the "
-                "student's shape, as for the other pairs; kd-mse's seed 2 (seed 1: "
-                "79.55%, 2026-12-04)",
+                "the teacher too; the bfloat16 teacher forward reaches the wall goal "
+                "(1.14x) and needs seed 2 and a second run of a seed to tell whether "
+                "it costs accuracy before `--teacher-precision auto` goes into the "
+                "`fast` preset; the student's shape, as for the other pairs; kd-mse's "
+                "seed 2 (seed 1: 79.55%, 2026-12-04)",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
