@@ -15,6 +15,9 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import Tensor, nn
 
+from recast.errors import RecastError
+
+
 def has_fast_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions in hardware; elsewhere
     autocast emulates them, slower than float32."""
@@ -35,10 +38,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def teacher_autocast(precision: str, device: torch.device) -> AbstractContextManager:
-    """The context a teacher's target forward runs in; its outputs reach the
-    student's losses through :func:`as_float`."""
-    if resolve_precision(precision, device) == "float32":
+    """The context a teacher's target forward runs in, on every batch; its outputs
+    reach the student's losses through :func:`as_float`. ``auto`` is resolved once
+    per run (the Recaster does), not here on the hot path."""
+    if precision == "float32":
         return nullcontext()
+    if precision != "bfloat16":
+        raise RecastError(f"teacher precision {precision!r} is not resolved; pass "
+                          f"resolve_precision(precision, device) instead")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 

@@ -122,6 +122,11 @@ def recast_rates(plan, loader: SyntheticLoader, block_training: str,
              "images_per_s": round(s.images / s.seconds, 1)} for s in steps]
 
 
+def through_every_step(steps: list[dict[str, Any]]) -> float:
+    """images/s of one image pushed through every sequential step: the harmonic total."""
+    return 1 / sum(1 / s["images_per_s"] for s in steps)
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -149,14 +154,12 @@ def main() -> None:
         student = plan.build_student().train().to(memory_format=torch.channels_last)
         rows[f"KD batch, teacher in {precision} (channels_last)"] = images_per_second(
             training_step(student, chain), last_format)
-    bfloat16 = recast_rates(plan, loader, "sequential", "bfloat16")
     rows["sequential, one image through every step, teacher in bfloat16"] = \
-        1 / sum(1 / s["images_per_s"] for s in bfloat16)
+        through_every_step(recast_rates(plan, loader, "sequential", "bfloat16"))
     sequential = recast_rates(plan, loader, "sequential")
     local = recast_rates(plan, loader, "local")
     rows["all blocks at once (local), per image"] = local[0]["images_per_s"]
-    seq_seconds_per_image = sum(1 / s["images_per_s"] for s in sequential)
-    rows["sequential, one image through every step"] = 1 / seq_seconds_per_image
+    rows["sequential, one image through every step"] = through_every_step(sequential)
 
     entry = {"model": args.model, "teacher_width": args.teacher_width, "target": args.target,
              "width": args.width, "threads": args.threads, "batch_size": args.batch_size,

@@ -112,19 +112,18 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     # the student's, so its hand-over's wall time falls most with the share
     "solve-principal-warmup-kd-sgd-lr02-t25": (0.2, _solved(
         "kd", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.25)),
-    # the same two hand-overs with the teacher's target forward in bfloat16
-    # (--teacher-precision bfloat16): its passes about twice as fast on this CPU
-    "solve-warmup-kd-sgd-lr02-t25-bf16": (0.2, _solved(
-        "kd", finetune_warmup=1.0, finetune_teacher_share=0.25, teacher_precision="bfloat16")),
-    "solve-principal-warmup-kd-sgd-lr02-t25-bf16": (0.2, _solved(
-        "kd", finetune_warmup=1.0, solve_hidden="principal", finetune_teacher_share=0.25,
-        teacher_precision="bfloat16")),
     # no label read anywhere (--labels none): the fine-tune on the teacher's soft targets
     "nolabels-kd-sgd-lr02": (0.2, _sgd_finetune("kd-soft", labels="none")),
     # all target blocks at once (recast/local.py), then the KD SGD fine-tune
     "local-kd-sgd": (0.1, _sgd_finetune("kd", 0.05, block_training="local")),
     "local-kd-sgd-lr02": (0.1, _sgd_finetune("kd", block_training="local")),
 }
+# both KD hand-overs with the teacher's target forward in bfloat16 (--teacher-precision
+# bfloat16; its forward 1.5-2.1x as fast on this CPU, benchmarks/speed.md)
+VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
+                                  dict(VARIANTS[name][1], teacher_precision="bfloat16"))
+                 for name in ("solve-warmup-kd-sgd-lr02-t25",
+                              "solve-principal-warmup-kd-sgd-lr02-t25")})
 # one variant per fine-tune loss of the registry (benchmarks/losses.md)
 VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 # one per block-step loss of the registry, the fine-tune held at ce

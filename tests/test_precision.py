@@ -8,6 +8,7 @@ from torch import nn
 
 import recast
 from recast.engine import RecastConfig
+from recast.errors import RecastError
 from recast.losses import LOSSES
 from recast.precision import TargetChain, has_fast_bfloat16, resolve_precision, \
     teacher_autocast
@@ -113,3 +114,10 @@ def test_block_steps_and_fine_tune_compute_their_targets_in_the_chosen_precision
                   test_loader=loaders[1], config=config)
     assert {where for where, _ in calls} == {"step", "fine-tune"}
     assert {precision for _, precision in calls} == {"bfloat16"}
+
+
+def test_an_unresolved_auto_is_refused_on_the_hot_path() -> None:
+    """teacher_autocast runs on every batch, so it does not probe the device: the
+    Recaster resolves auto once, and an unresolved one is an error, not a guess."""
+    with pytest.raises(RecastError, match="resolve_precision"):
+        teacher_autocast("auto", CPU)
