@@ -21,7 +21,7 @@ from recast.plan import Plan, make_plan
 from recast.progress import Progress
 from recast.result import RecastResult
 from recast.run_report import add_steps, trained_report
-from recast.settings import RecastConfig
+from recast.settings import RecastConfig, step_images
 from recast.steps import block_loss_label
 from recast.training import evaluate, pick_device
 from recast.walker import walk
@@ -134,9 +134,7 @@ def recast_plan(plan: Plan, teacher_accuracy: float, loaders: tuple, config: Rec
     report["images_seen"] = outcome.images
     report["curve"] = outcome.curve  # test accuracy vs training images seen
     report["block_training"] = config.block_training
-    # 0: the whole test set, as the all-at-once pass always measures
-    report["step_test_images"] = config.step_test_images \
-        if config.block_training == "sequential" else 0
+    report["step_test_images"] = step_images(config.block_training, config.step_test_images)
     report["recast_seconds"] = round(time.perf_counter() - started, 1)
     report["resumed"] = resumed  # then recast_seconds counts only the resumed part
     report["device"] = str(run_device)

@@ -6,7 +6,6 @@ what a run folder saves (run-args.json) and what ``--resume`` reads back.
 """
 
 import argparse
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from recast.presets import make_config
 from recast.settings import RecastConfig
 from recast.teacher import ModelSpec
 from recast.training import check_device
+from recast.value_rules import positive, share
 
 # settings that cannot change a run's result: a resume may give them anew
 SHOWN_ONLY = ("quiet", "device", "debug", "resume", "force", "out")
@@ -74,7 +74,7 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     _at_least("--input-size", args.input_size, 1)
     _at_least("--num-classes", args.num_classes, 2)
     _at_least("--in-channels", args.in_channels, 1)
-    if args.teacher_width is not None and not _positive(args.teacher_width):
+    if args.teacher_width is not None and not positive(args.teacher_width):
         raise RecastError(f"--teacher-width {args.teacher_width} must be a positive "
                           f"multiplier, e.g. 0.25")
     return ModelSpec(args.model, args.model_file, args.dataset, args.input_size,
@@ -89,7 +89,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("budget_params", "budget_mults"):
         value = getattr(args, name, None)
         if value is not None:
-            if not (_positive(value) and value <= 1):
+            if not share(value):
                 raise RecastError(f"--{name.replace('_', '-')} {value} must be in (0, 1], e.g. "
                                   f"0.25 for 4x fewer")
             options[name] = value
@@ -117,7 +117,7 @@ def parse_widths(args: argparse.Namespace) -> float | list[float] | None:
     else:
         ratios = [1.0 if args.width is None else args.width]
     for r in ratios:
-        if not (_positive(r) and r <= 1):
+        if not share(r):
             raise RecastError(f"width ratio {r} is outside (0, 1]; use e.g. --width 0.4")
     return ratios if args.widths else ratios[0]
 
@@ -184,7 +184,7 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 def check_positive(values: dict[str, float | None]) -> None:
     """Each given value (by its flag) a positive finite number."""
     for flag, value in values.items():
-        if value is not None and not _positive(value):
+        if value is not None and not positive(value):
             raise RecastError(f"{flag} {value} must be a positive number")
 
 
@@ -210,10 +210,6 @@ def differing(saved: RunSpec, given: dict[str, Any]) -> list[str]:
         if was != value:
             out.append(f"--{name.replace('_', '-')} {value} (the run has {was})")
     return out
-
-
-def _positive(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def _at_least(flag: str, value: int | None, low: int) -> None:

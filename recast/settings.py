@@ -2,17 +2,18 @@
 
 A field's metadata carries its command-line help and choices, so recast/flags.py
 derives the CLI flags from :class:`RecastConfig` and a new knob is one field
-here. The numeric checks live here too and run before anything else does; the
-named presets are in recast/presets.py.
+here. The checks run before anything else does (their numeric rules are in
+recast/value_rules.py); the named presets are in recast/presets.py.
 """
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from recast.errors import RecastError
 from recast.losses import BLOCK_LOSSES, LOSS_WEIGHTS, LOSSES
 from recast.training import Schedule
+from recast.value_rules import COUNT, NON_NEGATIVE, NON_NEGATIVE_COUNT, POSITIVE, SHARE, \
+    UNIT, count, non_negative, non_negative_count, positive, share, unit
 
 
 def setting(help: str, choices: tuple[str, ...] | None = None,
@@ -22,34 +23,6 @@ def setting(help: str, choices: tuple[str, ...] | None = None,
     return {"help": help, "choices": choices, "check": check, "rule": rule, "flag": flag}
 
 
-def _non_negative(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
-
-
-def _positive(v: Any) -> bool:
-    return _non_negative(v) and v > 0
-
-
-def _unit(v: Any) -> bool:
-    return _non_negative(v) and v <= 1
-
-
-def _share(v: Any) -> bool:
-    return _positive(v) and v <= 1
-
-
-def _non_negative_count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _count(v: Any) -> bool:
-    return _non_negative_count(v) and v >= 1
-
-
-POSITIVE, NON_NEGATIVE = "a positive number", "a number >= 0"
-UNIT, COUNT = "a number in [0, 1]", "a whole number >= 1"
-NON_NEGATIVE_COUNT = "a whole number >= 0"
-SHARE = "a number in (0, 1]"
 # --finetune-loss auto after a closed-form start: Hinton KD, handed over to CE after a
 # quarter of the fine-tune (above the preset's CE on every seed of ResNet-20, ResNet-56
 # and DenseNet-40 -> plain/basic; benchmarks/cifar10.md)
@@ -61,25 +34,25 @@ class RecastConfig:
     """Every knob of a recast; saved to config.json with the run."""
 
     epochs_per_block: float = field(default=1.0, metadata=setting(
-        "epochs of images per recast step (fractions allowed)", check=_non_negative,
+        "epochs of images per recast step (fractions allowed)", check=non_negative,
         rule=NON_NEGATIVE))
     finetune_epochs: float = field(default=5.0, metadata=setting(
-        "epochs of images for the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
+        "epochs of images for the fine-tune", check=non_negative, rule=NON_NEGATIVE))
     lr: float = field(default=1e-3, metadata=setting(
         "learning rate of the block steps (and the fine-tune unless --finetune-lr)",
-        check=_positive, rule=POSITIVE))
+        check=positive, rule=POSITIVE))
     finetune_lr: float | None = field(default=None, metadata=setting(
-        "learning rate of the fine-tune", check=_positive, rule=POSITIVE))
+        "learning rate of the fine-tune", check=positive, rule=POSITIVE))
     optimizer: str = field(default="adam", metadata=setting(
         "optimiser of the block steps", choices=("adam", "sgd")))
     scheduler: str = field(default="cosine", metadata=setting(
         "learning-rate schedule", choices=("cosine", "step", "constant")))
     step_size: float = field(default=20.0, metadata=setting(
-        "epochs between tenfold drops (--scheduler step)", check=_positive, rule=POSITIVE))
+        "epochs between tenfold drops (--scheduler step)", check=positive, rule=POSITIVE))
     weight_decay: float = field(default=0.0, metadata=setting(
-        "weight decay of the block steps", check=_non_negative, rule=NON_NEGATIVE))
+        "weight decay of the block steps", check=non_negative, rule=NON_NEGATIVE))
     batch_size: int = field(default=128, metadata=setting(
-        "training batch size", check=_count, rule=COUNT))
+        "training batch size", check=count, rule=COUNT))
     freeze_prefix: bool = field(default=False, metadata=setting(
         "train only block i and i+1 at step i"))
     init: str = field(default="teacher", metadata=setting(
@@ -102,12 +75,12 @@ class RecastConfig:
         choices=("random", "principal")))
     bn_recalibration: int = field(default=0, metadata=setting(
         "re-estimate the student's BN statistics on this many training images after each "
-        "step (0: off)", check=_non_negative, rule=NON_NEGATIVE))
+        "step (0: off)", check=non_negative, rule=NON_NEGATIVE))
     step_test_images: int = field(default=0, metadata=setting(
         "test images the accuracy after each sequential block step is measured on, "
         "whole batches spread evenly over the test set (0: all); the fine-tune and the "
         "finished student are measured on all",
-        check=_non_negative_count, rule=NON_NEGATIVE_COUNT))
+        check=non_negative_count, rule=NON_NEGATIVE_COUNT))
     block_loss: str = field(default="mse", metadata=setting(
         "loss of the block steps, student vs teacher activations: "
         + "; ".join(f"{k}: {v.describe()}" for k, v in BLOCK_LOSSES.items()),
@@ -122,16 +95,16 @@ class RecastConfig:
     finetune_optimizer: str | None = field(default=None, metadata=setting(
         "optimiser of the fine-tune (default: as the block steps)", choices=("adam", "sgd")))
     finetune_weight_decay: float | None = field(default=None, metadata=setting(
-        "weight decay of the fine-tune", check=_non_negative, rule=NON_NEGATIVE))
+        "weight decay of the fine-tune", check=non_negative, rule=NON_NEGATIVE))
     finetune_warmup: float | None = field(default=None, metadata=setting(
         "epochs over which the fine-tune's learning-rate schedule is scaled by a ramp "
         "from 0 to 1 (0: off; unset: 1 after a closed-form start, else 0)",
-        check=_non_negative, rule=NON_NEGATIVE))
+        check=non_negative, rule=NON_NEGATIVE))
     finetune_teacher_share: float = field(default=1.0, metadata=setting(
         "share of the fine-tune's images that learn on --finetune-loss; the rest learn on "
         "CE(labels) alone and skip the teacher's forward (distillation stopped early, "
         "Cho and Hariharan 2019); 1 leaves it to --finetune-loss auto, so use "
-        "--finetune-loss kd for KD throughout", check=_share, rule=SHARE))
+        "--finetune-loss kd for KD throughout", check=share, rule=SHARE))
     teacher_precision: str = field(default="float32", metadata=setting(
         "precision of the teacher's forward for the sequential block steps' targets and "
         "the fine-tune's teacher logits: bfloat16 runs it under autocast (faster on CPUs "
@@ -140,23 +113,23 @@ class RecastConfig:
         "accuracy, feature terms (hints, AT, RKD), --block-training local and the "
         "baselines stay float32", choices=("float32", "bfloat16", "auto")))
     kd_temperature: float = field(default=4.0, metadata=setting(
-        "Hinton KD temperature", check=_positive, rule=POSITIVE))
+        "Hinton KD temperature", check=positive, rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
-        "Hinton KD weight of the soft targets", check=_unit, rule=UNIT))
+        "Hinton KD weight of the soft targets", check=unit, rule=UNIT))
     at_weight: float = field(default=LOSS_WEIGHTS["at_weight"], metadata=setting(
         "attention transfer weight beta (--block-loss at, --finetune-loss at+kd): beta/2 "
         "times the mean squared gap of the normalised attention maps, per position",
-        check=_non_negative, rule=NON_NEGATIVE))
+        check=non_negative, rule=NON_NEGATIVE))
     rkd_distance_weight: float = field(
         default=LOSS_WEIGHTS["rkd_distance_weight"], metadata=setting(
-            "RKD distance-loss weight (--finetune-loss rkd+kd)", check=_non_negative,
+            "RKD distance-loss weight (--finetune-loss rkd+kd)", check=non_negative,
             rule=NON_NEGATIVE))
     rkd_angle_weight: float = field(default=LOSS_WEIGHTS["rkd_angle_weight"], metadata=setting(
-        "RKD angle-loss weight (--finetune-loss rkd+kd)", check=_non_negative,
+        "RKD angle-loss weight (--finetune-loss rkd+kd)", check=non_negative,
         rule=NON_NEGATIVE))
     hint_weight: float = field(default=LOSS_WEIGHTS["hint_weight"], metadata=setting(
         "weight of the hints (--finetune-loss hint-ce, hint-mse-ce): the mean over the "
-        "same-shape block outputs of their MSE to the teacher's", check=_non_negative,
+        "same-shape block outputs of their MSE to the teacher's", check=non_negative,
         rule=NON_NEGATIVE))
     block_training: str = field(default="sequential", metadata=setting(
         "sequential: one block after another through the prefix (the authors'); local: "
@@ -164,10 +137,10 @@ class RecastConfig:
         choices=("sequential", "local")))
     budget_epochs: float | None = field(default=None, metadata=setting(
         "epochs of images for the whole recast, split between block steps and fine-tune "
-        "(replaces --epochs-per-block and --finetune-epochs)", check=_positive,
+        "(replaces --epochs-per-block and --finetune-epochs)", check=positive,
         rule=POSITIVE))
     block_fraction: float = field(default=0.2, metadata=setting(
-        "share of --budget-epochs spent on block steps", check=_unit, rule=UNIT))
+        "share of --budget-epochs spent on block steps", check=unit, rule=UNIT))
     labels: str = field(default="given", metadata=setting(
         "none: never read a label: block steps as always, the fine-tune on the teacher's "
         "outputs only (default loss kd-soft); needs --teacher. Data without labels sets it",
@@ -289,6 +262,13 @@ class RecastConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def step_images(block_training: str, step_test_images: int) -> int:
+    """Test images the accuracy after a block step is measured on (0: all): the subset
+    applies to sequential steps only; the all-at-once pass always measures on all.
+    Takes the two fields, not a config, so stored run records can ask too."""
+    return step_test_images if block_training == "sequential" else 0
 
 
 def flag_name(name: str) -> str:

@@ -8,6 +8,7 @@ change in separate places.
 from bench_variants import PARTS
 from pair_readings import WRITTEN_FROM, reading_lines
 from pair_teacher import by_seed_order, counted_runs, split_runs
+from recast.settings import step_images
 
 
 def load_lines(entry: dict) -> list[str]:
@@ -198,8 +199,8 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
             if "step_seconds" in run:
                 lines.append(f"  - step wall time by block index (s): {run['step_seconds']}")
                 config = run.get("config", {})
-                subset = config.get("step_test_images") \
-                    if config.get("block_training") == "sequential" else 0
+                subset = step_images(config.get("block_training", ""),
+                                     config.get("step_test_images", 0))
                 on = f", on {subset} of the test images" if subset else ""
                 lines.append(f"  - accuracy after each step (%{on}): {run['step_accuracy']}")
             if "step_loss" in run:

@@ -6,7 +6,7 @@ import pytest
 from recast.errors import RecastError
 from recast.flags import config_flags
 from recast.presets import PRESETS, make_config
-from recast.settings import RecastConfig
+from recast.settings import RecastConfig, step_images
 
 
 def test_paper_preset_is_the_published_schedule() -> None:
@@ -191,3 +191,11 @@ def test_an_explicit_zero_step_test_images_overrides_the_presets_subset() -> Non
     assert make_config("fast", {}).step_test_images == 2000
     assert make_config("fast", {"step_test_images": 0}).step_test_images == 0
     assert make_config("paper", {}).step_test_images == 0
+
+
+def test_only_sequential_steps_measure_on_the_step_test_subset() -> None:
+    """The all-at-once pass measures on the whole test set whatever the field says, so
+    the report and the bench tables (which read stored records) both say 0 for it."""
+    assert step_images("sequential", 2000) == 2000
+    assert step_images("local", 2000) == 0
+    assert step_images("", 0) == 0  # a record from before the field: the whole set
