@@ -118,12 +118,13 @@ VARIANTS: dict[str, tuple[float | None, dict[str, Any]]] = {
     "local-kd-sgd": (0.1, _sgd_finetune("kd", 0.05, block_training="local")),
     "local-kd-sgd-lr02": (0.1, _sgd_finetune("kd", block_training="local")),
 }
-# both KD hand-overs with the teacher's target forward in bfloat16 (--teacher-precision
-# bfloat16; its forward 1.5-2.1x as fast on this CPU, benchmarks/speed.md)
+# each pair's `fast` variant with the teacher's target forward in bfloat16
+# (--teacher-precision bfloat16; its forward 1.5-2.1x as fast on this CPU,
+# benchmarks/speed.md)
 VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
                                   dict(VARIANTS[name][1], teacher_precision="bfloat16"))
                  for name in ("solve-warmup-kd-sgd-lr02-t25",
-                              "solve-principal-warmup-kd-sgd-lr02-t25")})
+                              "solve-principal-warmup-kd-sgd-lr02-t25", "warm-ce-sgd-lr02")})
 # one variant per fine-tune loss of the registry (benchmarks/losses.md)
 VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 # one per block-step loss of the registry, the fine-tune held at ce
@@ -180,6 +181,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
     ("the teacher's target forward in bfloat16 instead of float32, after the principal "
      "conv1", "solve-principal-warmup-kd-sgd-lr02-t25-bf16",
      "solve-principal-warmup-kd-sgd-lr02-t25"),
+    ("the teacher's target forward in bfloat16 instead of float32, warm start and CE "
+     "fine-tune", "warm-ce-sgd-lr02-bf16", "warm-ce-sgd-lr02"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
