@@ -81,6 +81,12 @@ class RecastConfig:
         "whole batches spread evenly over the test set (0: all); the fine-tune and the "
         "finished student are measured on all",
         check=non_negative_count, rule=NON_NEGATIVE_COUNT))
+    step_output_weight: float = field(default=0.0, metadata=setting(
+        "weight of a term at each sequential block step that runs the student's blocks on "
+        "through the teacher's remaining blocks and matches the teacher's output there "
+        "(soft KD at --kd-temperature, no labels), so a step learns what its block's error "
+        "does downstream, not only its activation gap (network grafting, Shen et al. "
+        "2021); 0: off, the authors'", check=non_negative, rule=NON_NEGATIVE))
     block_loss: str = field(default="mse", metadata=setting(
         "loss of the block steps, student vs teacher activations: "
         + "; ".join(f"{k}: {v.describe()}" for k, v in BLOCK_LOSSES.items()),
@@ -243,6 +249,9 @@ class RecastConfig:
             raise RecastError(f"--solve-hidden {self.solve_hidden} shapes the closed-form "
                               f"start of sequential block steps; add --solve auto (or "
                               f"target) and keep --block-training sequential")
+        if self.step_output_weight and self.block_training != "sequential":
+            raise RecastError("--step-output-weight acts on sequential block steps; drop it "
+                              "or use --block-training sequential")
         if self.solve == "input" and self.init == "random":
             raise RecastError("--solve input re-solves warm-started targets, and --init "
                               "random starts none; drop one of them")

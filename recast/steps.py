@@ -4,20 +4,21 @@ A sequential step (the authors'): block i's target goes in, the blocks after
 it are rebuilt until widths match, and the student's blocks 0..last (only
 i..last with a frozen prefix) learn the teacher's activation at ``last`` from
 the raw image through the student's own prefix (MSE, or another block loss
-of recast/losses.py: ``--block-loss``). The all-at-once pass
+of recast/losses.py: ``--block-loss``; with ``--step-output-weight``, also the
+teacher's output from there on). The all-at-once pass
 (recast/local.py) trains every target on its own input in one pass instead.
 """
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
 from recast.feature_losses import matching_channels
 from recast.local import train_local
-from recast.losses import BLOCK_LOSSES, weights_of
+from recast.losses import BLOCK_LOSSES, soft_targets, weights_of
 from recast.plan import Plan
 from recast.precision import as_float, teacher_autocast
 from recast.progress import Progress
@@ -94,12 +95,18 @@ class StepRecord:
 
 def block_loss_label(config: RecastConfig) -> str:
     """The block-step loss as the log and the report name it."""
-    return BLOCK_LOSSES[config.block_loss].describe(weights_of(config))
+    label = BLOCK_LOSSES[config.block_loss].describe(weights_of(config))
+    if config.step_output_weight:
+        label += (f" + {config.step_output_weight:g} x soft KD (T={config.kd_temperature:g}) "
+                  f"of the output through the teacher's remaining blocks")
+    return label
 
 
 def _loss_name(config: RecastConfig) -> str:
-    """What a step's log line calls its final loss: MSE, as always, or the loss's name."""
-    return "MSE" if config.block_loss == "mse" else f"{config.block_loss} loss"
+    """What a step's log line calls its final loss: MSE, as always, or the loss's name,
+    with the downstream term when it is on."""
+    name = "MSE" if config.block_loss == "mse" else f"{config.block_loss} loss"
+    return f"{name} + downstream KD" if config.step_output_weight else name
 
 
 def _on_images(config: RecastConfig) -> str:
@@ -142,10 +149,13 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
 
     precision = config.teacher_precision  # the targets' forward (recast/precision.py)
 
+    downstream = downstream_term(teacher, last, config, device)
+
     def loss_fn(x: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad(), teacher_autocast(precision, device):
             expected = as_float(run_blocks(teacher, x, 0, last))
-        return compare(student_output(x), expected, None, None)
+        output = student_output(x)
+        return compare(output, expected, None, None) + downstream(output, expected)
 
     def loss_with_inputs(x: Tensor, y: Tensor) -> Tensor:
         """The step's input maps too (FSP): block ``index``'s, the teacher's over the
@@ -156,8 +166,8 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
         with torch.set_grad_enabled(not config.freeze_prefix):
             s_in = run_blocks(student, x, 0, index - 1)
         output = run_blocks(student, s_in, index, last)
-        return compare(output, expected,
-                       *matching_channels(s_in, t_in, surgery.input_channels(index)))
+        return compare(output, expected, *matching_channels(
+            s_in, t_in, surgery.input_channels(index))) + downstream(output, expected)
 
     surgery.train_only(first_trained, last)
     result = run_batches(loss_with_inputs if block_loss.needs_inputs else loss_fn, params,
@@ -175,6 +185,23 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
                       accuracy, time.perf_counter() - started, int(result["images"]), warm,
                       fit_mse_before=fit.get("mse_before"), fit_mse_after=fit.get("mse_after"),
                       fit_kind=fit_kind(solve) if "mse_after" in fit else None)
+
+
+def downstream_term(teacher: nn.ModuleList, last: int, config: RecastConfig,
+                     device: torch.device) -> Callable[[Tensor, Tensor], Tensor]:
+    """--step-output-weight's term: the student's activation at ``last`` run on through
+    the teacher's remaining blocks (frozen, float32: gradients pass through them), its
+    output against the teacher's own from ``expected`` by soft KD; zero when off."""
+    weight, end = config.step_output_weight, len(teacher) - 1
+
+    def term(output: Tensor, expected: Tensor) -> Tensor:
+        if not weight:
+            return output.new_zeros(())
+        with torch.no_grad(), teacher_autocast(config.teacher_precision, device):
+            aim = as_float(run_blocks(teacher, expected, last + 1, end))
+        return weight * soft_targets(run_blocks(teacher, output, last + 1, end), aim,
+                                     temperature=config.kd_temperature)
+    return term
 
 
 def recast_all_at_once(plan: Plan, surgery: StudentSurgery, teacher: nn.ModuleList,

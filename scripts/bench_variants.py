@@ -125,6 +125,12 @@ VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
                                   dict(VARIANTS[name][1], teacher_precision="bfloat16"))
                  for name in ("solve-warmup-kd-sgd-lr02-t25",
                               "solve-principal-warmup-kd-sgd-lr02-t25", "warm-ce-sgd-lr02")})
+# the transformation pairs' fast variant with each block step also learning the
+# teacher's output through the teacher's remaining blocks (--step-output-weight; its
+# T^2-scaled KL starts 5-20x the activation MSE on ResNet-20 -> plain, so a tenth puts
+# them near level; a batch's forward and backward cost up to 5.6x the MSE step's)
+VARIANTS["solve-warmup-kd-sgd-lr02-t25-graft"] = (0.2, dict(
+    VARIANTS["solve-warmup-kd-sgd-lr02-t25"][1], step_output_weight=0.1))
 # one variant per fine-tune loss of the registry (benchmarks/losses.md)
 VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 # one per block-step loss of the registry, the fine-tune held at ce
@@ -183,6 +189,8 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-principal-warmup-kd-sgd-lr02-t25"),
     ("the teacher's target forward in bfloat16 instead of float32, warm start and CE "
      "fine-tune", "warm-ce-sgd-lr02-bf16", "warm-ce-sgd-lr02"),
+    ("each block step also learning the teacher's output through its remaining blocks",
+     "solve-warmup-kd-sgd-lr02-t25-graft", "solve-warmup-kd-sgd-lr02-t25"),
     ("re-solving each warm-started target's input convs on the kept channels",
      "input-ce-sgd-lr02", "warm-ce-sgd-lr02"),
     ("principal directions in a fresh target's conv1 before the fit",
