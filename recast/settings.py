@@ -116,10 +116,12 @@ class RecastConfig:
         "the fine-tune's teacher logits: bfloat16 runs it under autocast (faster on CPUs "
         "with AVX512-BF16 or AMX and GPUs from Ampere on, slower elsewhere); auto: "
         "bfloat16 where the device has it, else float32. The student, the fits, every "
-        "accuracy, feature terms (hints, AT, RKD), --block-training local and the "
-        "baselines stay float32", choices=("float32", "bfloat16", "auto")))
+        "accuracy, feature terms (hints, AT, RKD), --step-output-weight's term, "
+        "--block-training local and the baselines stay float32",
+        choices=("float32", "bfloat16", "auto")))
     kd_temperature: float = field(default=4.0, metadata=setting(
-        "Hinton KD temperature", check=positive, rule=POSITIVE))
+        "Hinton KD temperature (also that of --step-output-weight's term)", check=positive,
+        rule=POSITIVE))
     kd_alpha: float = field(default=0.9, metadata=setting(
         "Hinton KD weight of the soft targets", check=unit, rule=UNIT))
     at_weight: float = field(default=LOSS_WEIGHTS["at_weight"], metadata=setting(

@@ -53,7 +53,7 @@ class StepRecord:
     kind: str
     target: str
     loss_at: int
-    final_mse: float
+    final_mse: float  # the step's final loss: with --step-output-weight, MSE plus its term
     accuracy: float
     seconds: float
     images: int
@@ -149,7 +149,7 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
 
     precision = config.teacher_precision  # the targets' forward (recast/precision.py)
 
-    downstream = downstream_term(teacher, last, config, device)
+    downstream = downstream_term(teacher, last, config)
 
     def loss_fn(x: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad(), teacher_autocast(precision, device):
@@ -187,18 +187,21 @@ def recast_step(surgery: StudentSurgery, teacher: nn.ModuleList, index: int,
                       fit_kind=fit_kind(solve) if "mse_after" in fit else None)
 
 
-def downstream_term(teacher: nn.ModuleList, last: int, config: RecastConfig,
-                     device: torch.device) -> Callable[[Tensor, Tensor], Tensor]:
+def downstream_term(teacher: nn.ModuleList, last: int,
+                    config: RecastConfig) -> Callable[[Tensor, Tensor], Tensor]:
     """--step-output-weight's term: the student's activation at ``last`` run on through
-    the teacher's remaining blocks (frozen, float32: gradients pass through them), its
-    output against the teacher's own from ``expected`` by soft KD; zero when off."""
+    the teacher's remaining blocks, its output against the teacher's own from
+    ``expected`` by soft KD; zero when off. Expects the teacher frozen and in eval mode,
+    as the Recaster holds it: gradients pass through its blocks to the student, and
+    both paths run in float32, so a student that matches ``expected`` scores 0 even
+    under --teacher-precision bfloat16."""
     weight, end = config.step_output_weight, len(teacher) - 1
 
     def term(output: Tensor, expected: Tensor) -> Tensor:
         if not weight:
             return output.new_zeros(())
-        with torch.no_grad(), teacher_autocast(config.teacher_precision, device):
-            aim = as_float(run_blocks(teacher, expected, last + 1, end))
+        with torch.no_grad():
+            aim = run_blocks(teacher, expected, last + 1, end)
         return weight * soft_targets(run_blocks(teacher, output, last + 1, end), aim,
                                      temperature=config.kd_temperature)
     return term

@@ -129,8 +129,9 @@ VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
 # teacher's output through the teacher's remaining blocks (--step-output-weight; its
 # T^2-scaled KL starts 5-20x the activation MSE on ResNet-20 -> plain, so a tenth puts
 # them near level; a batch's forward and backward cost up to 5.6x the MSE step's)
-VARIANTS["solve-warmup-kd-sgd-lr02-t25-graft"] = (0.2, dict(
-    VARIANTS["solve-warmup-kd-sgd-lr02-t25"][1], step_output_weight=0.1))
+_PRESET_KD = VARIANTS["solve-warmup-kd-sgd-lr02-t25"]
+VARIANTS["solve-warmup-kd-sgd-lr02-t25-graft"] = (_PRESET_KD[0], dict(
+    _PRESET_KD[1], step_output_weight=0.1))
 # one variant per fine-tune loss of the registry (benchmarks/losses.md)
 VARIANTS.update({f"loss-{name}": (0.2, _sgd_finetune(name)) for name in LOSSES})
 # one per block-step loss of the registry, the fine-tune held at ce

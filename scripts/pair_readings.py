@@ -98,7 +98,7 @@ READINGS: dict[str, dict[str, str]] = {
                "`solve-warmup-kd-sgd-lr02-t25-bf16`) it ends at 81.13, 81.34 and 80.99 "
                "(81.15 ± 0.18, +0.01 over float32 on the same seeds) in 1884-2011 s: "
                "its block steps take 358-374 s against 407-451 s, and the runs are "
-               "1.12-1.19x those undisturbed scratch runs, under the goal with little "
+               "1.10-1.19x those undisturbed scratch runs, under the goal with little "
                "room; back to back on seed 2 it ended 0.09 lower at 0.955x the time. "
                "The logit-MSE + CE fine-tune, which "
                "wins on ResNet-20 and DenseNet after the same start, loses here "
