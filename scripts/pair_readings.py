@@ -114,10 +114,12 @@ READINGS: dict[str, dict[str, str]] = {
                "the net at 73% and CE then lifts it only to 78.48. The KD hand-over "
                "at half the fine-tune ends at 81.18 and 81.26 (seeds 0 and 1) at "
                "1.30x the CE preset's wall time",
-        "next": "`--teacher-precision auto` in the `fast` preset: it passed the fold "
-                "rule set before the results on this pair and DenseNet (within 0.3 "
-                "points over 3 seeds, faster), and goes in once ResNet-20's and "
-                "WRN-16-4's presets have their bfloat16 seeds; `--finetune-loss ce` "
+        "next": "an `auto` teacher precision that the `fast` preset can carry: "
+                "bfloat16 meets the wall goal here and on DenseNet at no measurable "
+                "accuracy cost, but saves nothing on ResNet-20 or WRN-16-4 (cheap "
+                "teachers) and costs them about 0.1 points, so it should choose by "
+                "the teacher's share of the run's cost, not by the device alone; "
+                "`--finetune-loss ce` "
                 "runs the CE preset (80.91, 1.09x) for users who put time first; KD's "
                 "missing seed 2",
     },
@@ -184,10 +186,10 @@ READINGS: dict[str, dict[str, str]] = {
                 "1848-2004 s (seeds 0-2), 2.0-2.7x the 254 s scratch spends on as many "
                 "images (seed 0: 1271 s for all 18 epochs), and the KD quarter reads "
                 "the teacher too; the bfloat16 teacher forward reaches the wall goal "
-                "(1.10x) at 0.11 points over 3 seeds, within the fold rule set before "
-                "the results (benchmarks/cifar10-runs.md, 2026-12-06 fifth), so "
-                "`--teacher-precision auto` goes into the `fast` preset once every "
-                "pair's preset has its bfloat16 seeds (ResNet-20 and WRN-16-4 next); "
+                "(1.10x) at 0.11 points over 3 seeds, but saves nothing on the pairs "
+                "with cheap teachers (benchmarks/cifar10-runs.md, 2026-12-06 fifth), "
+                "so it waits for an `auto` that weighs the teacher's share of the "
+                "run before it goes into the `fast` preset; "
                 "the student's shape, as for the other pairs; kd-mse's seed 2 (seed "
                 "1: 79.55%, 2026-12-04)",
     },
