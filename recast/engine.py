@@ -18,6 +18,7 @@ from recast import distributed
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.finetune import finetune
+from recast.losses import LOSSES
 from recast.plan import Plan
 from recast.precision import TargetChain, resolve_precision
 from recast.progress import Progress
@@ -26,6 +27,11 @@ from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recas
 from recast.surgery import StudentSurgery
 from recast.training import evaluate
 from recast.warmstart import warm_student
+
+
+def finetune_reads_teacher(settled: RecastConfig) -> bool:
+    """Whether a settled config's fine-tune runs the teacher's forward on any batch."""
+    return settled.finetune_teacher_share > 0 and LOSSES[settled.finetune_loss].needs_teacher
 
 
 @dataclass
@@ -49,17 +55,19 @@ class Recaster:
         self.config = config.validate().split(1 if local else len(plan.recast_steps()))
         self.device = device
         self.progress = progress or Progress(quiet=True)
+        fit_steps = [s.block.index for s in plan.recast_steps()
+                     if self.config.solve_mode(s.block.kind, s.target) not in ("none", "input")]
         if config.teacher_precision == "auto":  # the run's record names what it ran
+            reads = finetune_reads_teacher(self.config.settle_finetune(bool(fit_steps)))
             self.config = replace(self.config, teacher_precision=resolve_precision(
-                "auto", device))
+                "auto", device, reads))
             self.progress.log(f"teacher precision auto: {self.config.teacher_precision} "
-                              f"on {device}")
+                              f"on {device} (the fine-tune {'reads' if reads else 'skips'} "
+                              f"the teacher)")
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
-        self.surgery = StudentSurgery(plan, self.config.init, device, fit_steps=[
-            s.block.index for s in plan.recast_steps()
-            if self.config.solve_mode(s.block.kind, s.target) not in ("none", "input")])
+        self.surgery = StudentSurgery(plan, self.config.init, device, fit_steps=fit_steps)
         self.images = 0  # training images seen so far: the budget's unit
         self.curve: list[dict[str, float]] = []
 

@@ -42,9 +42,8 @@ def weights_of(config: Any) -> dict[str, float]:
 def hinton_kd(student: Tensor, teacher: Tensor, labels: Tensor, temperature: float = 4.0,
               alpha: float = 0.9) -> Tensor:
     """alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE (Hinton et al., 2015)."""
-    soft = F.kl_div(F.log_softmax(student / temperature, 1),
-                    F.softmax(teacher / temperature, 1), reduction="batchmean")
-    return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student, labels)
+    return alpha * soft_targets(student, teacher, temperature=temperature) + \
+        (1 - alpha) * F.cross_entropy(student, labels)
 
 
 def soft_targets(student: Tensor, teacher: Tensor, labels: Tensor | None = None,

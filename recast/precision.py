@@ -30,11 +30,22 @@ def has_fast_bfloat16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """--teacher-precision auto made concrete for ``device``; others as given."""
+def resolve_precision(precision: str, device: torch.device,
+                      finetune_reads_teacher: bool = True) -> str:
+    """--teacher-precision auto made concrete for ``device`` and the run; others as
+    given."""
     if precision == "auto":
-        return "bfloat16" if has_fast_bfloat16(device) else "float32"
+        return auto_precision(has_fast_bfloat16(device), finetune_reads_teacher)
     return precision
+
+
+def auto_precision(fast_bfloat16: bool, finetune_reads_teacher: bool) -> str:
+    """What auto becomes: bfloat16 only where the hardware computes it and the teacher's
+    forward is a large share of the run, that is where the fine-tune reads the teacher
+    as well as the block steps. Where only the block steps read it (a fifth of the
+    `fast` preset's images, prefixes of the teacher) the saving was within the runs'
+    spread: WRN-16-4 -> basic, 948 s against 912 s (benchmarks/cifar10-runs.md)."""
+    return "bfloat16" if fast_bfloat16 and finetune_reads_teacher else "float32"
 
 
 def teacher_autocast(precision: str, device: torch.device) -> AbstractContextManager:

@@ -115,7 +115,8 @@ class RecastConfig:
         "precision of the teacher's forward for the sequential block steps' targets and "
         "the fine-tune's teacher logits: bfloat16 runs it under autocast (faster on CPUs "
         "with AVX512-BF16 or AMX and GPUs from Ampere on, slower elsewhere); auto: "
-        "bfloat16 where the device has it, else float32. The student, the fits, every "
+        "bfloat16 where the device has it and the fine-tune reads the teacher too (the "
+        "fast preset's), else float32. The student, the fits, every "
         "accuracy, feature terms (hints, AT, RKD), --step-output-weight's term, "
         "--block-training local and the baselines stay float32",
         choices=("float32", "bfloat16", "auto")))

@@ -207,12 +207,14 @@ PARTS: tuple[tuple[str, str, str], ...] = (
 # step of a compression pair, and its unset warm-up and its fine-tune loss (auto: KD
 # for the first quarter, then CE, after a fit; else CE) follow the fit. Its --solve-hidden
 # principal acts only on a fitted basic target no warm start fills (here dense ->
-# basic); on the other pairs the runs without it are the preset's
-# (tests/test_settings.py holds each pair's preset and variant together).
+# basic); on the other pairs the runs without it are the preset's. Its
+# --teacher-precision auto is bfloat16 on this CPU (AVX512-BF16) where the KD
+# fine-tune reads the teacher, the transformation pairs, and float32 after a CE
+# fine-tune (tests/test_settings.py holds each pair's preset and variant together).
 HEADLINE_VARIANTS: dict[str, str] = {
     "compression": "warm-ce-sgd-lr02",
-    "transformation": "solve-warmup-kd-sgd-lr02-t25",
-    "densenet40-basic": "solve-principal-warmup-kd-sgd-lr02-t25"}
+    "transformation": "solve-warmup-kd-sgd-lr02-t25-bf16",
+    "densenet40-basic": "solve-principal-warmup-kd-sgd-lr02-t25-bf16"}
 
 
 def headline_variant(headlines: Mapping[str, str], pair: str, kind: str) -> str:

@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 import recast
-from recast.engine import RecastConfig
+from recast.engine import RecastConfig, finetune_reads_teacher
 from recast.errors import RecastError
 from recast.losses import LOSSES
-from recast.precision import TargetChain, has_fast_bfloat16, resolve_precision, \
-    teacher_autocast
+from recast.precision import TargetChain, auto_precision, has_fast_bfloat16, \
+    resolve_precision, teacher_autocast
+from recast.presets import make_config
 from recast.progress import Progress
 from recast.walker import walk
 
@@ -50,6 +51,33 @@ def test_auto_is_bfloat16_exactly_where_the_device_has_it() -> None:
     assert resolve_precision("auto", torch.device("meta")) == "float32"
 
 
+def test_auto_stays_float32_where_only_the_block_steps_read_the_teacher() -> None:
+    """Where the fine-tune skips the teacher its forward is a small share of the run."""
+    assert auto_precision(True, True) == "bfloat16"
+    assert [auto_precision(*given) for given in ((True, False), (False, True),
+                                                 (False, False))] == ["float32"] * 3
+    assert resolve_precision("auto", CPU, finetune_reads_teacher=False) == "float32"
+    assert resolve_precision("bfloat16", CPU, finetune_reads_teacher=False) == "bfloat16"
+
+
+@pytest.mark.parametrize("loss, share, reads", [
+    ("kd", 1.0, True), ("kd", 0.25, True), ("kd", 0.0, False), ("ce", 1.0, False),
+    ("mse-ce", 0.5, True), ("kd-soft", 1.0, True)])
+def test_a_fine_tune_reads_the_teacher_where_its_loss_needs_it_on_some_images(
+        loss, share, reads) -> None:
+    config = RecastConfig(finetune_loss=loss, finetune_teacher_share=share)
+    assert finetune_reads_teacher(config) is reads
+
+
+def test_the_fast_presets_auto_follows_its_settled_fine_tune_loss() -> None:
+    """--finetune-loss auto is KD after a closed-form start, CE without one: auto
+    precision reads the settled loss, so a compression pair keeps float32 targets."""
+    fast = make_config("fast", {})
+    assert fast.teacher_precision == "auto"
+    assert finetune_reads_teacher(fast.settle_finetune(solved=True))
+    assert not finetune_reads_teacher(fast.settle_finetune(solved=False))
+
+
 def test_float32_adds_no_autocast() -> None:
     with teacher_autocast("float32", CPU):
         assert not torch.is_autocast_enabled("cpu")
@@ -86,6 +114,20 @@ def test_an_auto_precision_recast_records_what_it_chose_and_fits_as_float32_does
     losses = {p: [b["step"]["final_mse"] for b in r.report["blocks"] if "step" in b]
               for p, r in runs.items()}
     assert losses["auto"] == pytest.approx(losses["float32"], rel=0.25)
+
+
+def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32(
+        vgg_teacher, loaders) -> None:
+    lines: list[str] = []
+    progress = Progress(quiet=True)
+    progress.log = lines.append  # type: ignore[method-assign]
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02, finetune_loss="ce",
+                          teacher_precision="auto")
+    run = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                        test_loader=loaders[1], config=config, progress=progress)
+    assert run.config.teacher_precision == "float32"
+    assert "teacher precision auto: float32 on cpu (the fine-tune skips the teacher)" \
+        in lines
 
 
 def test_block_steps_and_fine_tune_compute_their_targets_in_the_chosen_precision(
