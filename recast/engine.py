@@ -18,20 +18,15 @@ from recast import distributed
 from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.finetune import finetune
-from recast.losses import LOSSES
 from recast.plan import Plan
-from recast.precision import TargetChain, resolve_precision
+from recast.precision import TargetChain, expected_precision, finetune_reads_teacher, \
+    has_fast_bfloat16
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
 from recast.surgery import StudentSurgery
 from recast.training import evaluate
 from recast.warmstart import warm_student
-
-
-def finetune_reads_teacher(settled: RecastConfig) -> bool:
-    """Whether a settled config's fine-tune runs the teacher's forward on any batch."""
-    return settled.finetune_teacher_share > 0 and LOSSES[settled.finetune_loss].needs_teacher
 
 
 @dataclass
@@ -57,13 +52,15 @@ class Recaster:
         self.progress = progress or Progress(quiet=True)
         fit_steps = [s.block.index for s in plan.recast_steps()
                      if self.config.solve_mode(s.block.kind, s.target) not in ("none", "input")]
-        if config.teacher_precision == "auto":  # the run's record names what it ran
-            reads = finetune_reads_teacher(self.config.settle_finetune(bool(fit_steps)))
-            self.config = replace(self.config, teacher_precision=resolve_precision(
-                "auto", device, reads))
+        self.auto_precision = config.teacher_precision == "auto"
+        if self.auto_precision:  # the run's record names what it ran
+            expects_fit = self.config.solves_targets and bool(fit_steps)
+            reads = finetune_reads_teacher(self.config.settle_finetune(expects_fit))
+            self.config = replace(self.config, teacher_precision=expected_precision(
+                self.config, expects_fit, has_fast_bfloat16(device)))
             self.progress.log(f"teacher precision auto: {self.config.teacher_precision} "
-                              f"on {device} (the fine-tune {'reads' if reads else 'skips'} "
-                              f"the teacher)")
+                              f"on {device} (the fine-tune is expected to "
+                              f"{'read' if reads else 'skip'} the teacher)")
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)
@@ -132,6 +129,11 @@ class Recaster:
             handed = f" handed over to ce after {share:g} of it" if share < 1 else ""
             self.progress.log(f"fine-tune loss auto: {self.config.finetune_loss}{handed} "
                               f"({after})")
+        if self.auto_precision and self.config.teacher_precision == "bfloat16" and \
+                not finetune_reads_teacher(self.config):
+            self.progress.log("teacher precision auto: the fine-tune skips the teacher "
+                              f"after all ({after}); the block steps' targets ran in "
+                              "bfloat16")
 
     def _after_block_phase(self, record: StepRecord, phase: str) -> None:
         self.images += record.images

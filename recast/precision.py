@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from recast.errors import RecastError
+from recast.losses import LOSSES
+from recast.settings import RecastConfig
 
 
 def has_fast_bfloat16(device: torch.device) -> bool:
@@ -40,12 +42,29 @@ def resolve_precision(precision: str, device: torch.device,
 
 
 def auto_precision(fast_bfloat16: bool, finetune_reads_teacher: bool) -> str:
-    """What auto becomes: bfloat16 only where the hardware computes it and the teacher's
-    forward is a large share of the run, that is where the fine-tune reads the teacher
-    as well as the block steps. Where only the block steps read it (a fifth of the
-    `fast` preset's images, prefixes of the teacher) the saving was within the runs'
-    spread: WRN-16-4 -> basic, 948 s against 912 s (benchmarks/cifar10-runs.md)."""
+    """What auto becomes: bfloat16 only where the hardware computes it and the fine-tune
+    reads the teacher as well as the block steps. Where only the block steps read it (a
+    fifth of the `fast` preset's images, prefixes of the teacher) the saving was within
+    the runs' spread: WRN-16-4 -> basic, 948 s against 912 s
+    (benchmarks/cifar10-runs.md)."""
     return "bfloat16" if fast_bfloat16 and finetune_reads_teacher else "float32"
+
+
+def finetune_reads_teacher(settled: RecastConfig) -> bool:
+    """Whether a settled config's fine-tune runs the teacher's forward on any batch."""
+    return settled.finetune_epochs > 0 and LOSSES[settled.finetune_loss].needs_teacher
+
+
+def expected_precision(config: RecastConfig, expects_fit: bool, fast_bfloat16: bool) -> str:
+    """The teacher precision a run of ``config`` (split, not yet settled) starts with:
+    auto decided from the fine-tune it expects, one after a closed-form start where
+    ``expects_fit``. The block steps run before the fine-tune is settled, so a fit
+    that is later skipped or thrown away leaves this guess standing (the Recaster
+    says so)."""
+    if config.teacher_precision != "auto":
+        return config.teacher_precision
+    return auto_precision(fast_bfloat16, finetune_reads_teacher(
+        config.settle_finetune(expects_fit)))
 
 
 def teacher_autocast(precision: str, device: torch.device) -> AbstractContextManager:

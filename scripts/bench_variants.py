@@ -125,11 +125,12 @@ VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
                                   dict(VARIANTS[name][1], teacher_precision="bfloat16"))
                  for name in ("solve-warmup-kd-sgd-lr02-t25",
                               "solve-principal-warmup-kd-sgd-lr02-t25", "warm-ce-sgd-lr02")})
-# the transformation pairs' fast variant with each block step also learning the
+# the transformation pairs' float32 fast variant (the preset's before its bfloat16
+# teacher) with each block step also learning the
 # teacher's output through the teacher's remaining blocks (--step-output-weight; a
 # tenth, because the term's T^2-scaled KL started 5-20x the activation MSE on ResNet-20
 # -> plain in a one-off check by hand before any training, not a committed script;
-# the committed run's block steps took 235 s against the preset's 132 s)
+# the committed run's block steps took 235 s against the float32 variant's 132 s)
 _PRESET_KD = VARIANTS["solve-warmup-kd-sgd-lr02-t25"]
 VARIANTS["solve-warmup-kd-sgd-lr02-t25-graft"] = (_PRESET_KD[0], dict(
     _PRESET_KD[1], step_output_weight=0.1))

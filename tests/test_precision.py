@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 import recast
-from recast.engine import RecastConfig, finetune_reads_teacher
+from recast.engine import RecastConfig
 from recast.errors import RecastError
 from recast.losses import LOSSES
-from recast.precision import TargetChain, auto_precision, has_fast_bfloat16, \
-    resolve_precision, teacher_autocast
+from recast.precision import TargetChain, auto_precision, finetune_reads_teacher, \
+    has_fast_bfloat16, resolve_precision, teacher_autocast
 from recast.presets import make_config
 from recast.progress import Progress
 from recast.walker import walk
@@ -60,12 +60,13 @@ def test_auto_stays_float32_where_only_the_block_steps_read_the_teacher() -> Non
     assert resolve_precision("bfloat16", CPU, finetune_reads_teacher=False) == "bfloat16"
 
 
-@pytest.mark.parametrize("loss, share, reads", [
-    ("kd", 1.0, True), ("kd", 0.25, True), ("kd", 0.0, False), ("ce", 1.0, False),
-    ("mse-ce", 0.5, True), ("kd-soft", 1.0, True)])
-def test_a_fine_tune_reads_the_teacher_where_its_loss_needs_it_on_some_images(
-        loss, share, reads) -> None:
-    config = RecastConfig(finetune_loss=loss, finetune_teacher_share=share)
+@pytest.mark.parametrize("loss, share, epochs, reads", [
+    ("kd", 1.0, 5.0, True), ("kd", 0.25, 5.0, True), ("ce", 1.0, 5.0, False),
+    ("mse-ce", 0.5, 5.0, True), ("kd-soft", 1.0, 5.0, True), ("kd", 1.0, 0.0, False)])
+def test_a_fine_tune_reads_the_teacher_where_its_loss_needs_it_and_it_runs(
+        loss, share, epochs, reads) -> None:
+    config = RecastConfig(finetune_loss=loss, finetune_teacher_share=share,
+                          finetune_epochs=epochs)
     assert finetune_reads_teacher(config) is reads
 
 
@@ -116,18 +117,45 @@ def test_an_auto_precision_recast_records_what_it_chose_and_fits_as_float32_does
     assert losses["auto"] == pytest.approx(losses["float32"], rel=0.25)
 
 
+@pytest.mark.parametrize("settings", [
+    dict(finetune_loss="ce"),  # a CE fine-tune never reads the teacher
+    dict(finetune_loss="auto", solve="auto"),  # conv -> conv fits nothing: auto is CE
+    dict(finetune_loss="auto", solve="target", block_training="local")])  # no fit at all
 def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32(
-        vgg_teacher, loaders) -> None:
+        vgg_teacher, loaders, monkeypatch, settings) -> None:
+    """Even on a device with bfloat16 units (pretended here, so the rule is checked on
+    every machine)."""
+    import recast.engine
+
+    monkeypatch.setattr(recast.engine, "has_fast_bfloat16", lambda device: True)
     lines: list[str] = []
     progress = Progress(quiet=True)
     progress.log = lines.append  # type: ignore[method-assign]
-    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02, finetune_loss="ce",
-                          teacher_precision="auto")
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02,
+                          teacher_precision="auto", **settings)
     run = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
                         test_loader=loaders[1], config=config, progress=progress)
     assert run.config.teacher_precision == "float32"
-    assert "teacher precision auto: float32 on cpu (the fine-tune skips the teacher)" \
-        in lines
+    assert "teacher precision auto: float32 on cpu (the fine-tune is expected to skip " \
+        "the teacher)" in lines
+
+
+def test_an_auto_precision_recast_expecting_a_kd_fine_tune_runs_bfloat16_where_it_can(
+        vgg_teacher, loaders, monkeypatch) -> None:
+    """A solved start makes --finetune-loss auto KD: its targets in bfloat16."""
+    import recast.engine
+
+    monkeypatch.setattr(recast.engine, "has_fast_bfloat16", lambda device: True)
+    lines: list[str] = []
+    progress = Progress(quiet=True)
+    progress.log = lines.append  # type: ignore[method-assign]
+    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02, finetune_loss="auto",
+                          solve="target", teacher_precision="auto")
+    run = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+                        test_loader=loaders[1], config=config, progress=progress)
+    assert run.config.teacher_precision == "bfloat16"
+    assert "teacher precision auto: bfloat16 on cpu (the fine-tune is expected to read " \
+        "the teacher)" in lines
 
 
 def test_block_steps_and_fine_tune_compute_their_targets_in_the_chosen_precision(

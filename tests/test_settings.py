@@ -46,10 +46,9 @@ def test_fast_preset_runs_the_benchmarks_headline_variant_on_each_pair(pair: str
     from bench_cifar10 import PAIRS
     from bench_variants import HEADLINE_VARIANTS, VARIANTS, headline_variant
 
-    from recast.engine import finetune_reads_teacher
     from recast.models import build_model
     from recast.plan import make_plan
-    from recast.precision import auto_precision
+    from recast.precision import expected_precision
     from recast.walker import walk
     from recast.warmstart import can_warm_start
 
@@ -73,11 +72,9 @@ def test_fast_preset_runs_the_benchmarks_headline_variant_on_each_pair(pair: str
 
     def settled(config: RecastConfig) -> RecastConfig:
         """As the Recaster settles it on the benchmark's CPU (AVX512-BF16)."""
-        config = config.settle_finetune(solved)
-        precision = config.teacher_precision
-        if precision == "auto":
-            precision = auto_precision(True, finetune_reads_teacher(config))
-        return replace(config, teacher_precision=precision, **unused)
+        precision = expected_precision(config, solved, fast_bfloat16=True)
+        return replace(config.settle_finetune(solved), teacher_precision=precision,
+                       **unused)
 
     assert settled(fast) == settled(variant)
     assert settled(fast).teacher_precision == \
