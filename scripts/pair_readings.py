@@ -120,8 +120,7 @@ READINGS: dict[str, dict[str, str]] = {
         "next": "seed 2 of scratch and the preset again in one invocation on an "
                 "undisturbed machine, for a wall ratio the table computes; "
                 "`--finetune-loss ce` "
-                "runs the CE preset (80.91, 1.09x) for users who put time first; KD's "
-                "missing seed 2",
+                "runs the CE preset (80.91, 1.09x) for users who put time first",
     },
     "densenet40-basic": {
         "why": "on the 60-epoch teacher (84.21%, 5.7 points above scratch's 78.49 ± "
@@ -189,8 +188,7 @@ READINGS: dict[str, dict[str, str]] = {
                 "bfloat16 forward of the `fast` preset cuts to 373-378 s; seed 2 of "
                 "scratch and the preset again in one invocation on an undisturbed "
                 "machine, for a wall ratio the table computes; "
-                "the student's shape, as for the other pairs; kd-mse's seed 2 (seed "
-                "1: 79.55%, 2026-12-04)",
+                "the student's shape, as for the other pairs",
     },
     "resnet29-conv": {
         "why": "the quarter-width bottleneck teacher reached 66.27% in 15 epochs, "
