@@ -106,10 +106,11 @@ READINGS: dict[str, dict[str, str]] = {
                "1.24-1.28x scratch's undisturbed runs of seeds 1 and 2 (1688 and 1705 "
                "s, equal load); the table's 1.12x pairs seed 2 with a scratch my tests "
                "slowed by 10.6% (cifar10-runs.md). In bfloat16 (+0.01 over float32 "
-               "on the same seeds) the runs take 1884-2011 s: "
-               "its block steps take 358-374 s against 407-451 s, and the runs are "
-               "1.10-1.19x those undisturbed scratch runs, under the goal with little "
-               "room; back to back on seed 2 it ended 0.09 lower at 0.955x the time. "
+               "on the same seeds) the runs take 1791-1923 s: "
+               "its block steps take 335-365 s against 407-451 s; seed 2 run again "
+               "beside its scratch on an undisturbed machine took 1791 s against "
+               "1668 s, 1.07x, the table's ratio (the same seed's float32 run took "
+               "2106 s, 1.26x that scratch, in another invocation). "
                "The logit-MSE + CE fine-tune, which "
                "wins on ResNet-20 and DenseNet after the same start, loses here "
                "(78.18 and 80.53 on seeds 0 and 1), and handed over to CE halfway it "
@@ -117,9 +118,7 @@ READINGS: dict[str, dict[str, str]] = {
                "the net at 73% and CE then lifts it only to 78.48. The KD hand-over "
                "at half the fine-tune ends at 81.18 and 81.26 (seeds 0 and 1) at "
                "1.30x the CE preset's wall time",
-        "next": "seed 2 of scratch and the preset again in one invocation on an "
-                "undisturbed machine, for a wall ratio the table computes; "
-                "`--finetune-loss ce` "
+        "next": "`--finetune-loss ce` "
                 "runs the CE preset (80.91, 1.09x) for users who put time first",
     },
     "densenet40-basic": {
@@ -137,10 +136,11 @@ READINGS: dict[str, dict[str, str]] = {
                "at equal load (seed 2; that scratch ran 7.6% slow beside my tests, "
                "and against the same seed's earlier 1366 s it is 1.37x). In bfloat16 "
                "the block steps take "
-               "373-378 s instead of 505-677 s (seed 2 back to back: 375 against 532 "
-               "s) and the runs 1571-1647 s: 1.10x scratch in one invocation at equal "
-               "load (seeds 0 and 2; 1.14x on the undisturbed seed 0, 1.15x for seed 2 "
-               "against the earlier scratch), under the goal, ending at 79.61, 79.10 and 79.36 "
+               "348-378 s instead of 505-677 s (seed 2 back to back in the fifth session: 375 against 532 "
+               "s) and the runs 1503-1647 s: 1.12x scratch in one invocation at equal "
+               "load (1.14x on seed 0; seed 2 run again beside its scratch on an "
+               "undisturbed machine, 1503 against 1352 s, 1.11x), under the goal, "
+               "ending at 79.61, 79.10 and 79.36 "
                "(79.36 ± 0.26, 0.11 under float32 on the same seeds; seed 2 run back to "
                "back ended at 79.36 in both precisions). How it got there: the first "
                "preset, the warm start alone, ended under scratch (77.45 "
@@ -185,9 +185,7 @@ READINGS: dict[str, dict[str, str]] = {
                 "teacher forwards; in float32 the block steps (their fits and "
                 "evaluations included) took 505-677 s of 1848-2004 s (seeds 0-2), "
                 "2.0-2.7x the 254 s scratch spends on as many images, which the "
-                "bfloat16 forward of the `fast` preset cuts to 373-378 s; seed 2 of "
-                "scratch and the preset again in one invocation on an undisturbed "
-                "machine, for a wall ratio the table computes; "
+                "bfloat16 forward of the `fast` preset cuts to 348-378 s; "
                 "the student's shape, as for the other pairs",
     },
     "resnet29-conv": {
