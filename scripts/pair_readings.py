@@ -40,7 +40,11 @@ READINGS: dict[str, dict[str, str]] = {
         "next": "the MSE hand-over wins most here (+0.64 over the preset) but cannot "
                 "be the preset's for basic -> conv: it makes ResNet-56 -> plain "
                 "depend on the seed (78.48 and 81.06 against 80.70 and 80.95); a "
-                "wider conv (or two) for the last block, whose fit is the worst; a "
+                "wider conv (or two) for the last block, whose fit is the worst (a "
+                "better start alone does little: the graft term, "
+                "`solve-warmup-kd-sgd-lr02-t25-graft`, leaves the steps 2-15 points "
+                "higher on every seed and ends at 78.60 ± 0.19, +0.16 over the float32 "
+                "preset at 1.09x its wall time); a "
                 "longer fine-tune share of the budget adds nothing (`-f10`, 78.96 ± "
                 "0.16)",
     },

@@ -117,14 +117,9 @@ def test_an_auto_precision_recast_records_what_it_chose_and_fits_as_float32_does
     assert losses["auto"] == pytest.approx(losses["float32"], rel=0.25)
 
 
-@pytest.mark.parametrize("settings", [
-    dict(finetune_loss="ce"),  # a CE fine-tune never reads the teacher
-    dict(finetune_loss="auto", solve="auto"),  # conv -> conv fits nothing: auto is CE
-    dict(finetune_loss="auto", solve="target", block_training="local")])  # no fit at all
-def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32(
-        vgg_teacher, loaders, monkeypatch, settings) -> None:
-    """Even on a device with bfloat16 units (pretended here, so the rule is checked on
-    every machine)."""
+def _auto_run(teacher: nn.Module, loaders, monkeypatch, **settings) -> tuple[str, list[str]]:
+    """A tiny recast with --teacher-precision auto on a device that pretends to have
+    bfloat16 units, so the rule is checked on every machine: what it ran, and its log."""
     import recast.engine
 
     monkeypatch.setattr(recast.engine, "has_fast_bfloat16", lambda device: True)
@@ -133,9 +128,19 @@ def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32
     progress.log = lines.append  # type: ignore[method-assign]
     config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02,
                           teacher_precision="auto", **settings)
-    run = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
+    run = recast.recast(copy.deepcopy(teacher), "conv", 0.5, train_loader=loaders[0],
                         test_loader=loaders[1], config=config, progress=progress)
-    assert run.config.teacher_precision == "float32"
+    return run.config.teacher_precision, lines
+
+
+@pytest.mark.parametrize("settings", [
+    dict(finetune_loss="ce"),  # a CE fine-tune never reads the teacher
+    dict(finetune_loss="auto", solve="auto"),  # conv -> conv fits nothing: auto is CE
+    dict(finetune_loss="auto", solve="target", block_training="local")])  # no fit at all
+def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32(
+        vgg_teacher, loaders, monkeypatch, settings) -> None:
+    precision, lines = _auto_run(vgg_teacher, loaders, monkeypatch, **settings)
+    assert precision == "float32"
     assert "teacher precision auto: float32 on cpu (the fine-tune is expected to skip " \
         "the teacher)" in lines
 
@@ -143,17 +148,9 @@ def test_an_auto_precision_recast_whose_fine_tune_skips_the_teacher_runs_float32
 def test_an_auto_precision_recast_expecting_a_kd_fine_tune_runs_bfloat16_where_it_can(
         vgg_teacher, loaders, monkeypatch) -> None:
     """A solved start makes --finetune-loss auto KD: its targets in bfloat16."""
-    import recast.engine
-
-    monkeypatch.setattr(recast.engine, "has_fast_bfloat16", lambda device: True)
-    lines: list[str] = []
-    progress = Progress(quiet=True)
-    progress.log = lines.append  # type: ignore[method-assign]
-    config = RecastConfig(epochs_per_block=0.05, finetune_epochs=0.02, finetune_loss="auto",
-                          solve="target", teacher_precision="auto")
-    run = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5, train_loader=loaders[0],
-                        test_loader=loaders[1], config=config, progress=progress)
-    assert run.config.teacher_precision == "bfloat16"
+    precision, lines = _auto_run(vgg_teacher, loaders, monkeypatch, finetune_loss="auto",
+                                 solve="target")
+    assert precision == "bfloat16"
     assert "teacher precision auto: bfloat16 on cpu (the fine-tune is expected to read " \
         "the teacher)" in lines
 
