@@ -90,8 +90,8 @@ READINGS: dict[str, dict[str, str]] = {
                 "the +1 goal is not within reach of a recipe change on this student",
     },
     "resnet56-conv": {
-        "why": "the accuracy goals are reached; the wall goal only with the teacher's "
-               "target forward in bfloat16. The `fast` "
+        "why": "every goal is reached; the wall goal since the `fast` preset reads the "
+               "teacher's target forward in bfloat16 (float32 missed it). The `fast` "
                "preset (the closed-form start, a fine-tune whose rate ramps up over its "
                "first epoch, and `--finetune-loss auto`: Hinton KD (T=4) for the "
                "first quarter of the fine-tune, then CE, the teacher's target forward "
@@ -108,8 +108,7 @@ READINGS: dict[str, dict[str, str]] = {
                "It reads the teacher in a quarter of the fine-tune; with each step's "
                "accuracy on 2000 test images it took 2167 and 2106 s (seeds 0 and 2), "
                "1.24-1.28x scratch's undisturbed runs of seeds 1 and 2 (1688 and 1705 "
-               "s, equal load); the table's 1.12x pairs seed 2 with a scratch my tests "
-               "slowed by 10.6% (cifar10-runs.md). In bfloat16 (+0.01 over float32 "
+               "s, equal load; cifar10-runs.md). In bfloat16 (+0.01 over float32 "
                "on the same seeds) the runs take 1791-1923 s: "
                "its block steps take 335-365 s against 407-451 s; seed 2 run again "
                "beside its scratch on an undisturbed machine took 1791 s against "
@@ -136,9 +135,8 @@ READINGS: dict[str, dict[str, str]] = {
                "float32 (`solve-principal-warmup-kd-sgd-lr02-t25`) it ended at 79.46 ± "
                "0.18 (3 seeds; seed 2 ran again at 79.36, 79.45 before), above its CE "
                "recipe before it on every seed (+0.49), "
-               "at 1.27x scratch's wall time in one invocation "
-               "at equal load (seed 2; that scratch ran 7.6% slow beside my tests, "
-               "and against the same seed's earlier 1366 s it is 1.37x). In bfloat16 "
+               "at 1.37-1.41x the wall time of undisturbed scratch runs of the same "
+               "seed (seed 2: 1870 against 1352 s, in other invocations). In bfloat16 "
                "the block steps take "
                "348-378 s instead of 505-677 s (seed 2 back to back in the fifth session: 375 against 532 "
                "s) and the runs 1503-1647 s: 1.12x scratch in one invocation at equal "
