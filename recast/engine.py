@@ -54,13 +54,14 @@ class Recaster:
                      if self.config.solve_mode(s.block.kind, s.target) not in ("none", "input")]
         self.auto_precision = config.teacher_precision == "auto"
         if self.auto_precision:  # the run's record names what it ran
-            expects_fit = self.config.solves_targets and bool(fit_steps)
-            reads = finetune_reads_teacher(self.config.settle_finetune(expects_fit))
+            hardware = has_fast_bfloat16(device)
             self.config = replace(self.config, teacher_precision=expected_precision(
-                self.config, expects_fit, has_fast_bfloat16(device)))
-            self.progress.log(f"teacher precision auto: {self.config.teacher_precision} "
-                              f"on {device} (the fine-tune is expected to "
-                              f"{'read' if reads else 'skip'} the teacher)")
+                self.config, self.config.solves_targets and bool(fit_steps), hardware))
+            chosen = self.config.teacher_precision
+            expects = "read" if chosen == "bfloat16" else "skip"
+            why = f"the fine-tune is expected to {expects} the teacher" if hardware \
+                else "no bfloat16 units"
+            self.progress.log(f"teacher precision auto: {chosen} on {device} ({why})")
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)
         self.teacher.to(device).eval().requires_grad_(False)

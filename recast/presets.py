@@ -23,10 +23,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # each step's accuracy on 2000 test images (a whole-set pass cost more than
     # an early step's training: ResNet-56's first step, 13.0 s against 4.5 s); the
     # teacher's target forward in bfloat16 where the hardware has it and the KD
-    # fine-tune reads the teacher (--teacher-precision auto: 0.88x and 0.84x the
-    # float32 runs' mean wall time on ResNet-56 and DenseNet-40; means -0.13, +0.01
-    # and -0.11 points on ResNet-20, ResNet-56 and DenseNet-40, 3 seeds each;
-    # benchmarks/cifar10.md)
+    # fine-tune reads the teacher (--teacher-precision auto; against float32 over 3
+    # seeds, benchmarks/cifar10.md's parts tables: ResNet-20 -0.13 points at 0.98x
+    # the wall time, ResNet-56 +0.01 at 0.85x, DenseNet-40 -0.11 at 0.83x)
     "fast": dict(budget_epochs=18, block_fraction=0.2, lr=1e-3, optimizer="adam",
                  scheduler="cosine", batch_size=128, init="teacher", finetune_loss="auto",
                  finetune_optimizer="sgd", finetune_lr=0.02, finetune_weight_decay=5e-4,
