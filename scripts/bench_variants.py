@@ -125,6 +125,13 @@ VARIANTS.update({f"{name}-bf16": (VARIANTS[name][0],
                                   dict(VARIANTS[name][1], teacher_precision="bfloat16"))
                  for name in ("solve-warmup-kd-sgd-lr02-t25",
                               "solve-principal-warmup-kd-sgd-lr02-t25", "warm-ce-sgd-lr02")})
+# each transformation pair's fast variant with its KD hand-over at T=8: nearer the
+# logit MSE that led the hand-overs on ResNet-20, WRN and DenseNet (the MSE's limit at
+# large T), with a gradient still bounded by T where ResNet-56's MSE lost 2.22 points
+VARIANTS.update({name.replace("-kd-", "-kd8-"): (VARIANTS[name][0],
+                                                 dict(VARIANTS[name][1], kd_temperature=8.0))
+                 for name in ("solve-warmup-kd-sgd-lr02-t25-bf16",
+                              "solve-principal-warmup-kd-sgd-lr02-t25-bf16")})
 # the transformation pairs' float32 fast variant (the preset's before its bfloat16
 # teacher) with each block step also learning the
 # teacher's output through the teacher's remaining blocks (--step-output-weight; a
@@ -192,6 +199,11 @@ PARTS: tuple[tuple[str, str, str], ...] = (
      "solve-principal-warmup-kd-sgd-lr02-t25"),
     ("the teacher's target forward in bfloat16 instead of float32, warm start and CE "
      "fine-tune", "warm-ce-sgd-lr02-bf16", "warm-ce-sgd-lr02"),
+    ("the KD hand-over at T=8 instead of T=4", "solve-warmup-kd8-sgd-lr02-t25-bf16",
+     "solve-warmup-kd-sgd-lr02-t25-bf16"),
+    ("the KD hand-over at T=8 instead of T=4, after the principal conv1",
+     "solve-principal-warmup-kd8-sgd-lr02-t25-bf16",
+     "solve-principal-warmup-kd-sgd-lr02-t25-bf16"),
     ("each block step also learning the teacher's output through its remaining blocks",
      "solve-warmup-kd-sgd-lr02-t25-graft", "solve-warmup-kd-sgd-lr02-t25"),
     ("re-solving each warm-started target's input convs on the kept channels",
