@@ -163,14 +163,17 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
                   "| method | accuracy (%) | std | seeds | images | wall (s) | wall vs scratch "
                   "(same invocation) | params | vs teacher | gap closed |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        unlike = []
+        unlike, unequal = [], []
         for key, m in sorted(entry.get("methods", {}).items(), key=lambda kv: -kv[1]["accuracy"]):
-            params = m.get("params")
+            params, wall = m.get("params"), m.get("wall_vs_scratch", "-")
             if params and not same_size(m, s["params"]):
                 unlike.append(key)
+            if key != "scratch" and "wall_vs_scratch" in m and not m.get("wall_equal_load"):
+                unequal.append(key)
+                wall = f"{wall} (+)"
             lines.append(f"| {key}{' (*)' if key in unlike else ''} | {m['accuracy']} | "
                          f"{m['accuracy_std']} | {m['seeds']} | {m['images_seen']:,} | "
-                         f"{m['wall_s']} | {m.get('wall_vs_scratch', '-')} | "
+                         f"{m['wall_s']} | {wall} | "
                          f"{f'{params:,}' if params else '-'} | "
                          f"{vs_teacher(m, t)} | "
                          f"{format(m['gap_closed'], '.0%') if 'gap_closed' in m else '-'} |")
@@ -178,6 +181,9 @@ def markdown(results: dict, plots: dict[str, str] | None = None, stem: str = "")
             lines += ["", f"(*) not the student's size ({', '.join(unlike)}): pruning to the "
                       f"width ratio {entry['spec']['width']} gives a network of another size "
                       f"than the recast student, so it does not compare at equal cost."]
+        if unequal:
+            lines += ["", f"(+) wall ratio of runs whose machine load was not recorded or "
+                      f"unequal ({', '.join(unequal)}): a rough guide, not a goal figure."]
         readings = reading_lines(entry["name"]) if stem == WRITTEN_FROM else []
         lines += (goal_lines(entry) + part_lines(entry) + load_lines(entry)
                   + teacher_lines(entry) + readings)

@@ -113,6 +113,22 @@ def test_a_pair_whose_teacher_is_not_trained_yet_renders_its_scratch_rows() -> N
     assert "gap_closed" not in entry["methods"]["scratch"]
 
 
+def test_a_table_row_marks_a_wall_ratio_whose_runs_ran_under_unequal_load() -> None:
+    entry = {"name": "pair", "kind": "transformation", "command": "c", "commit": "x",
+             "machine": "m", "data": "d", "budget_epochs": 18.0, "spec": {"width": 1.0},
+             "student": _student(),
+             "runs": {"scratch": {"0": _run(70.0)}, "kd": {"0": _run(71.0, seconds=20.0)},
+                      "recast:warm-ce-sgd-lr02": {"0": _run(72.0, seconds=11.0)}}}
+    for key, load in (("scratch", 1.0), ("kd", 2.0), ("recast:warm-ce-sgd-lr02", 1.1)):
+        entry["runs"][key]["0"]["load"] = {"mean": load}
+    summarise(entry, HEADLINES)
+    text = markdown({"pairs": [entry]})
+    assert "| kd | 71.0 | 0.0 | 1 | 900 | 20.0 | 2.0 (+) |" in text
+    assert "| recast | 72.0 | 0.0 | 1 | 900 | 11.0 | 1.1 |" in text
+    assert "| scratch | 70.0 | 0.0 | 1 | 900 | 10.0 | 1.0 |" in text
+    assert "(+) wall ratio of runs whose machine load was not recorded or unequal (kd)" in text
+
+
 def test_each_run_s_load_is_listed_under_the_table_and_a_missing_one_is_skipped() -> None:
     entry = _entry("transformation", prune_params=1000)
     entry["runs"]["scratch"]["0"]["load"] = {"mean": 1.02, "max": 1.3, "samples": 9}
