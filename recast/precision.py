@@ -32,15 +32,6 @@ def has_fast_bfloat16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device,
-                      finetune_reads_teacher: bool = True) -> str:
-    """--teacher-precision auto made concrete for ``device`` and the run; others as
-    given."""
-    if precision == "auto":
-        return auto_precision(has_fast_bfloat16(device), finetune_reads_teacher)
-    return precision
-
-
 def auto_precision(fast_bfloat16: bool, finetune_reads_teacher: bool) -> str:
     """What auto becomes: bfloat16 only where the hardware computes it and the fine-tune
     reads the teacher as well as the block steps. Where only the block steps read it (a
@@ -75,7 +66,7 @@ def teacher_autocast(precision: str, device: torch.device) -> AbstractContextMan
         return nullcontext()
     if precision != "bfloat16":
         raise RecastError(f"teacher precision {precision!r} is not resolved; pass "
-                          f"resolve_precision(precision, device) instead")
+                          f"expected_precision(config, expects_fit, fast_bfloat16) instead")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 

@@ -10,8 +10,8 @@ import recast
 from recast.engine import RecastConfig
 from recast.errors import RecastError
 from recast.losses import LOSSES
-from recast.precision import TargetChain, auto_precision, finetune_reads_teacher, \
-    has_fast_bfloat16, resolve_precision, teacher_autocast
+from recast.precision import TargetChain, auto_precision, expected_precision, \
+    finetune_reads_teacher, has_fast_bfloat16, teacher_autocast
 from recast.presets import make_config
 from recast.progress import Progress
 from recast.walker import walk
@@ -45,10 +45,11 @@ def test_bfloat16_targets_come_back_float32_and_close(vgg_teacher, loaders) -> N
 
 
 def test_auto_is_bfloat16_exactly_where_the_device_has_it() -> None:
+    kd = RecastConfig(finetune_loss="kd", teacher_precision="auto")
     expected = "bfloat16" if has_fast_bfloat16(CPU) else "float32"
-    assert resolve_precision("auto", CPU) == expected
-    assert resolve_precision("float32", CPU) == "float32"
-    assert resolve_precision("auto", torch.device("meta")) == "float32"
+    assert expected_precision(kd, False, has_fast_bfloat16(CPU)) == expected
+    assert expected_precision(kd, False, fast_bfloat16=False) == "float32"
+    assert not has_fast_bfloat16(torch.device("meta"))
 
 
 def test_auto_stays_float32_where_only_the_block_steps_read_the_teacher() -> None:
@@ -56,8 +57,10 @@ def test_auto_stays_float32_where_only_the_block_steps_read_the_teacher() -> Non
     assert auto_precision(True, True) == "bfloat16"
     assert [auto_precision(*given) for given in ((True, False), (False, True),
                                                  (False, False))] == ["float32"] * 3
-    assert resolve_precision("auto", CPU, finetune_reads_teacher=False) == "float32"
-    assert resolve_precision("bfloat16", CPU, finetune_reads_teacher=False) == "bfloat16"
+    ce = RecastConfig(finetune_loss="ce", teacher_precision="auto")
+    assert expected_precision(ce, False, fast_bfloat16=True) == "float32"
+    given = RecastConfig(finetune_loss="ce", teacher_precision="bfloat16")
+    assert expected_precision(given, False, fast_bfloat16=True) == "bfloat16"
 
 
 @pytest.mark.parametrize("loss, share, epochs, reads", [
@@ -109,7 +112,7 @@ def test_an_auto_precision_recast_records_what_it_chose_and_fits_as_float32_does
         runs[precision] = recast.recast(copy.deepcopy(vgg_teacher), "conv", 0.5,
                                         train_loader=loaders[0], test_loader=loaders[1],
                                         config=config, progress=progress)
-    chosen = resolve_precision("auto", CPU)
+    chosen = auto_precision(has_fast_bfloat16(CPU), finetune_reads_teacher=True)
     assert runs["auto"].config.teacher_precision == chosen
     assert any(f"teacher precision auto: {chosen}" in line for line in lines)
     losses = {p: [b["step"]["final_mse"] for b in r.report["blocks"] if "step" in b]
@@ -186,5 +189,5 @@ def test_block_steps_and_fine_tune_compute_their_targets_in_the_chosen_precision
 def test_an_unresolved_auto_is_refused_on_the_hot_path() -> None:
     """teacher_autocast runs on every batch, so it does not probe the device: the
     Recaster resolves auto once, and an unresolved one is an error, not a guess."""
-    with pytest.raises(RecastError, match="resolve_precision"):
+    with pytest.raises(RecastError, match="expected_precision"):
         teacher_autocast("auto", CPU)
