@@ -15,6 +15,7 @@ from torch import nn
 from recast.files import atomic_write_text
 from recast.plan import Plan
 from recast.plots import write_plots, write_tensorboard
+from recast.precision import has_fast_bfloat16
 from recast.run_report import run_markdown
 from recast.serialize import save_student
 from recast.settings import RecastConfig
@@ -58,11 +59,30 @@ def code_commit(short: bool = False) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name: Linux's /proc/cpuinfo, where platform.processor() is
+    empty, else that; wall times from different CPUs must not be compared."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """Architecture, CPU and whether it computes bfloat16: what wall times depend on."""
+    units = "bfloat16 units" if has_fast_bfloat16(torch.device("cpu")) else \
+        "no bfloat16 units"
+    return f"{platform.machine()}, {cpu_model()}, {units}"
+
+
 def environment() -> dict[str, Any]:
     """Versions, machine and commit: what a reproduction needs."""
     import recast
 
     return {"recast": recast.__version__, "torch": torch.__version__,
             "torchvision": torchvision.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "cpu_count": torch.get_num_threads(), "commit": code_commit()}
+            "machine": machine(), "cpu_count": torch.get_num_threads(),
+            "commit": code_commit()}

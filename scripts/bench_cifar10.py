@@ -14,7 +14,6 @@ import argparse
 import copy
 import hashlib
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recast.result import code_commit  # noqa: E402
+from recast.result import code_commit, machine  # noqa: E402
 from recast.baselines import fresh_student, teacher_chain, train_student  # noqa: E402
 from recast.hints import hint_blocks  # noqa: E402
 from recast.counting import count_costs  # noqa: E402
@@ -221,7 +220,7 @@ def main() -> None:
         entry = entry_for(results, name)
         entry.update({
             "name": name, "kind": spec["kind"], "command": command, "commit": code,
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
+            "machine": f"{machine()}, {torch.get_num_threads()} threads, torch "
                        f"{torch.__version__}", "quick": args.quick,
             "data": f"{args.data_dir} ({len(data.train)} train / {len(data.test)} test)",
             "budget_epochs": budget, "spec": spec,
@@ -260,7 +259,7 @@ def main() -> None:
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
                     record["command"], record["commit"] = command, code
                     record["invocation"], record["teacher"] = invocation, teacher_id
-                    record["load"] = load.summary()
+                    record["load"], record["machine"] = load.summary(), machine()
                     if uses_hints(key):  # a kept stem alone may be all a hint compares
                         record["hint_blocks"] = hints
                     entry["runs"].setdefault(key, {})[str(seed)] = record

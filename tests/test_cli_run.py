@@ -3,8 +3,11 @@
 import json
 
 import pytest
+import torch
 
 from recast.cli import run
+from recast.precision import has_fast_bfloat16
+from recast.result import cpu_model
 from tests.conftest import SMALL
 
 PICTURES = ("plots", "tensorboard")  # only with the optional extras installed
@@ -42,6 +45,14 @@ def test_config_records_seed_versions_and_settings(run_dir) -> None:
     assert config["recast"]["seed"] == 0 and config["preset"] == "smoke"
     assert config["environment"]["torch"] and "commit" in config["environment"]
     assert config["teacher"]["source"] == "trained"
+
+
+def test_config_names_the_cpu_and_its_bfloat16_units(run_dir) -> None:
+    # wall times from different CPUs, or with and without bfloat16 units, differ
+    machine = json.loads((run_dir / "config.json").read_text())["environment"]["machine"]
+    assert cpu_model() in machine and cpu_model() != ""
+    assert machine.endswith("bfloat16 units")
+    assert ("no bfloat16" in machine) != has_fast_bfloat16(torch.device("cpu"))
 
 
 def test_eval_reproduces_the_reported_accuracy(run_dir, capsys) -> None:
