@@ -34,6 +34,7 @@ from recast.engine import Recaster  # noqa: E402
 from recast.latency import measure_latency_ms  # noqa: E402
 from recast.models import build_model  # noqa: E402
 from recast.plan import make_plan  # noqa: E402
+from recast.precision import has_fast_bfloat16  # noqa: E402
 from recast.progress import Progress  # noqa: E402
 from recast.settings import RecastConfig  # noqa: E402
 from recast.teacher import load_teacher  # noqa: E402
@@ -237,7 +238,8 @@ def main() -> None:
             entry.pop("teacher")
         entry.setdefault("runs", {})
         variants = args.variants.split(",") if args.variants else \
-            [headline_variant(HEADLINE_VARIANTS, name, spec["kind"])]  # the preset's
+            [headline_variant(HEADLINE_VARIANTS, name, spec["kind"],  # the preset's
+                              has_fast_bfloat16(torch.device("cpu")))]
         for seed in seeds:
             train = BatchLoader(data.train, data.mean, data.std, 128, train=True, seed=seed)
             loaders = (train, test)

@@ -236,18 +236,24 @@ PARTS: tuple[tuple[str, str, str], ...] = (
 # for the first quarter, then CE, after a fit; else CE) follow the fit. Its --solve-hidden
 # principal acts only on a fitted basic target no warm start fills (here dense ->
 # basic); on the other pairs the runs without it are the preset's. Its
-# --teacher-precision auto is bfloat16 on this CPU (AVX512-BF16) where the KD
-# fine-tune reads the teacher, the transformation pairs, and float32 after a CE
-# fine-tune (tests/test_settings.py holds each pair's preset and variant together).
+# --teacher-precision auto is bfloat16 on a CPU with AVX512-BF16 or AMX (the one these
+# tables' walls were measured on) where the KD fine-tune reads the teacher, the
+# transformation pairs, and float32 after a CE fine-tune; on a CPU without bfloat16
+# units it is float32 throughout, and the preset runs as the -bf16 variant's float32
+# twin (tests/test_settings.py holds each pair's preset and variant together).
 HEADLINE_VARIANTS: dict[str, str] = {
     "compression": "warm-ce-sgd-lr02",
     "transformation": "solve-warmup-kd-sgd-lr02-t25-bf16",
     "densenet40-basic": "solve-principal-warmup-kd-sgd-lr02-t25-bf16"}
 
 
-def headline_variant(headlines: Mapping[str, str], pair: str, kind: str) -> str:
-    """The variant reported as "recast" on ``pair``: its own entry, else its kind's."""
-    return headlines[pair] if pair in headlines else headlines[kind]
+def headline_variant(headlines: Mapping[str, str], pair: str, kind: str,
+                     fast_bfloat16: bool = True) -> str:
+    """The variant reported as "recast" on ``pair``: its own entry, else its kind's. On
+    a CPU without bfloat16 units the preset's --teacher-precision auto settles float32,
+    so there it runs as the variant's float32 twin (the name without -bf16)."""
+    name = headlines[pair] if pair in headlines else headlines[kind]
+    return name if fast_bfloat16 else name.removesuffix("-bf16")
 
 
 def reads_teacher(method: str) -> bool:

@@ -33,7 +33,8 @@ def summarise(entry: dict, headlines: Mapping[str, str]) -> None:
     """methods: mean/std over seeds, the pair's headline variant reported
     as 'recast'; runs that learned from another teacher than the pair's are left out."""
     methods, runs = {}, counted_runs(entry)
-    main_variant = headline_variant(headlines, entry["name"], entry["kind"])
+    main_variant = preset_variant(runs, headline_variant(headlines, entry["name"],
+                                                         entry["kind"]))
     entry.pop("headline", None)  # set again below if the headline variant has runs
     for key, by_seed in runs.items():
         accs = [r["accuracy"] for r in by_seed.values()]
@@ -58,6 +59,17 @@ def summarise(entry: dict, headlines: Mapping[str, str]) -> None:
         if ratio is not None:
             methods[key]["wall_vs_scratch"], methods[key]["wall_equal_load"] = ratio
     entry["methods"] = methods
+
+
+def preset_variant(runs: Mapping[str, dict], headline: str) -> str:
+    """The variant the `fast` preset ran as in these runs: the headline, or its float32
+    twin where the headline never ran and every run of the twin says its CPU had no
+    bfloat16 units (the preset's --teacher-precision auto settles float32 there)."""
+    twin = runs.get(f"recast:{headline.removesuffix('-bf16')}", {})
+    if f"recast:{headline}" not in runs and twin and all(
+            "no bfloat16 units" in run.get("machine", "") for run in twin.values()):
+        return headline.removesuffix("-bf16")
+    return headline
 
 
 # mean loads closer than this count as equal (a lane alone reads about 1, each

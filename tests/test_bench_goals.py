@@ -4,6 +4,7 @@ against the best alternative that trains the same student."""
 import json
 
 import pytest
+from bench_variants import headline_variant
 from cifar10_results import summarise
 from cifar10_tables import goal_lines, load_lines, markdown, teacher_lines
 
@@ -196,3 +197,26 @@ def test_what_a_part_adds_is_compared_on_the_seeds_both_variants_ran() -> None:
                          "warm-ce-sgd-lr02 | 0 | +1.00 | 2.00x |")
     assert not any("BN recalibration" in line for line in lines)
     assert part_lines({"runs": {"scratch": {"0": _run(70.0)}}}) == []
+
+
+@pytest.mark.parametrize("machine, reported", [
+    ("x86_64, AMD EPYC, no bfloat16 units", True), ("x86_64", False)])
+def test_the_preset_s_float32_twin_is_recast_where_only_cpus_without_bfloat16_ran_it(
+        machine, reported) -> None:
+    # --teacher-precision auto settles float32 there: the twin is what the preset ran
+    entry = {"name": "pair", "kind": "transformation", "teacher": {"accuracy": 80.0},
+             "runs": {"scratch": {"0": _run(70.0)},
+                      "recast:fast": {"0": dict(_run(75.0), machine=machine)}}}
+    summarise(entry, {"transformation": "fast-bf16"})
+    assert ("recast" in entry["methods"]) == reported
+    assert entry.get("headline") == ("recast:fast" if reported else None)
+    entry["runs"]["recast:fast-bf16"] = {"0": _run(76.0)}  # the headline itself ran
+    summarise(entry, {"transformation": "fast-bf16"})
+    assert entry["methods"]["recast"]["accuracy"] == 76.0
+
+
+def test_the_benchmark_runs_the_float32_twin_as_recast_on_a_cpu_without_bfloat16() -> None:
+    headlines = {"transformation": "fast-bf16", "compression": "ce"}
+    assert headline_variant(headlines, "pair", "transformation", False) == "fast"
+    assert headline_variant(headlines, "pair", "transformation", True) == "fast-bf16"
+    assert headline_variant(headlines, "pair", "compression", False) == "ce"
