@@ -220,3 +220,14 @@ def test_the_benchmark_runs_the_float32_twin_as_recast_on_a_cpu_without_bfloat16
     assert headline_variant(headlines, "pair", "transformation", False) == "fast"
     assert headline_variant(headlines, "pair", "transformation", True) == "fast-bf16"
     assert headline_variant(headlines, "pair", "compression", False) == "ce"
+
+
+def test_a_lead_over_scratch_alone_is_not_judged_against_the_goal() -> None:
+    # a table of wall-time runs (scratch and the preset) has no KD baseline to beat
+    entry = {"name": "pair", "kind": "transformation", "teacher": {"accuracy": 80.0},
+             "student": {"params": 1000},
+             "runs": {"scratch": {"0": _run(70.0)},
+                      "recast:warm-ce-sgd-lr02": {"0": _run(77.0, seconds=11.0)}}}
+    summarise(entry, HEADLINES)
+    assert _cells(goal_lines(entry), "vs the best") == [
+        "+7.00: - (no kd or kd-mse run in this table)"]
