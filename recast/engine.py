@@ -19,8 +19,8 @@ from recast.checkpoint import CheckpointStore, rng_state, set_rng_state
 from recast.errors import NonFiniteLoss, RecastError
 from recast.finetune import finetune
 from recast.plan import Plan
-from recast.precision import TargetChain, expected_precision, finetune_reads_teacher, \
-    has_fast_bfloat16
+from recast.precision import NO_BFLOAT16, TargetChain, expected_precision, \
+    finetune_reads_teacher, has_fast_bfloat16
 from recast.progress import Progress
 from recast.settings import RecastConfig
 from recast.steps import StepRecord, block_loss_label, recast_all_at_once, recast_step
@@ -60,7 +60,7 @@ class Recaster:
             chosen = self.config.teacher_precision
             expects = "read" if chosen == "bfloat16" else "skip"
             why = f"the fine-tune is expected to {expects} the teacher" if hardware \
-                else "no bfloat16 units"
+                else NO_BFLOAT16
             self.progress.log(f"teacher precision auto: {chosen} on {device} ({why})")
         self.store = store  # checkpoints after every step and fine-tune pass, if given
         self.teacher = nn.ModuleList(copy.deepcopy(b.module) for b in plan.chain.blocks)

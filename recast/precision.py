@@ -20,6 +20,11 @@ from recast.losses import LOSSES
 from recast.settings import RecastConfig
 
 
+# how a log line or a machine description says a device emulates bfloat16 (the
+# benchmark tables read it back from their records)
+NO_BFLOAT16 = "no bfloat16 units"
+
+
 def has_fast_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions in hardware; elsewhere
     autocast emulates them, slower than float32."""

@@ -15,7 +15,7 @@ from torch import nn
 from recast.files import atomic_write_text
 from recast.plan import Plan
 from recast.plots import write_plots, write_tensorboard
-from recast.precision import has_fast_bfloat16
+from recast.precision import NO_BFLOAT16, has_fast_bfloat16
 from recast.run_report import run_markdown
 from recast.serialize import save_student
 from recast.settings import RecastConfig
@@ -73,8 +73,7 @@ def cpu_model() -> str:
 
 def machine() -> str:
     """Architecture, CPU and whether it computes bfloat16: what wall times depend on."""
-    units = "bfloat16 units" if has_fast_bfloat16(torch.device("cpu")) else \
-        "no bfloat16 units"
+    units = "bfloat16 units" if has_fast_bfloat16(torch.device("cpu")) else NO_BFLOAT16
     return f"{platform.machine()}, {cpu_model()}, {units}"
 
 

@@ -203,6 +203,7 @@ def main() -> None:
     code = code_commit(short=True) or "unknown"  # read now: HEAD may move while it runs
     invocation = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # pairs runs for wall ratios
     progress = Progress(quiet=True)
+    here = machine()  # what the wall times depend on
     # baselines whose loss never runs the teacher (scratch) can run before it is trained
     needed = any(reads_teacher(m) for m in methods)
     for name in args.pair or [n for n in sorted(PAIRS) if n not in NOT_BY_DEFAULT]:
@@ -221,7 +222,7 @@ def main() -> None:
         entry = entry_for(results, name)
         entry.update({
             "name": name, "kind": spec["kind"], "command": command, "commit": code,
-            "machine": f"{machine()}, {torch.get_num_threads()} threads, torch "
+            "machine": f"{here}, {torch.get_num_threads()} threads, torch "
                        f"{torch.__version__}", "quick": args.quick,
             "data": f"{args.data_dir} ({len(data.train)} train / {len(data.test)} test)",
             "budget_epochs": budget, "spec": spec,
@@ -261,7 +262,7 @@ def main() -> None:
                     record["params"] = sum(p.numel() for p in result["student"].parameters())
                     record["command"], record["commit"] = command, code
                     record["invocation"], record["teacher"] = invocation, teacher_id
-                    record["load"], record["machine"] = load.summary(), machine()
+                    record["load"], record["machine"] = load.summary(), here
                     if uses_hints(key):  # a kept stem alone may be all a hint compares
                         record["hint_blocks"] = hints
                     entry["runs"].setdefault(key, {})[str(seed)] = record

@@ -247,13 +247,18 @@ HEADLINE_VARIANTS: dict[str, str] = {
     "densenet40-basic": "solve-principal-warmup-kd-sgd-lr02-t25-bf16"}
 
 
+def float32_twin(variant: str) -> str:
+    """A -bf16 variant's float32 twin: the same recipe, the teacher read in float32."""
+    return variant.removesuffix("-bf16")
+
+
 def headline_variant(headlines: Mapping[str, str], pair: str, kind: str,
                      fast_bfloat16: bool = True) -> str:
     """The variant reported as "recast" on ``pair``: its own entry, else its kind's. On
     a CPU without bfloat16 units the preset's --teacher-precision auto settles float32,
     so there it runs as the variant's float32 twin (the name without -bf16)."""
     name = headlines[pair] if pair in headlines else headlines[kind]
-    return name if fast_bfloat16 else name.removesuffix("-bf16")
+    return name if fast_bfloat16 else float32_twin(name)
 
 
 def reads_teacher(method: str) -> bool:

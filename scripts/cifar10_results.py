@@ -12,11 +12,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench_variants import headline_variant
+from bench_variants import float32_twin, headline_variant
 from cifar10_tables import first_seed, markdown
 from pair_teacher import counted_runs
 
 from recast.files import atomic_write_text
+from recast.precision import NO_BFLOAT16
 
 
 def entry_for(results: dict, name: str) -> dict:
@@ -65,10 +66,10 @@ def preset_variant(runs: Mapping[str, dict], headline: str) -> str:
     """The variant the `fast` preset ran as in these runs: the headline, or its float32
     twin where the headline never ran and every run of the twin says its CPU had no
     bfloat16 units (the preset's --teacher-precision auto settles float32 there)."""
-    twin = runs.get(f"recast:{headline.removesuffix('-bf16')}", {})
+    twin = runs.get(f"recast:{float32_twin(headline)}", {})
     if f"recast:{headline}" not in runs and twin and all(
-            "no bfloat16 units" in run.get("machine", "") for run in twin.values()):
-        return headline.removesuffix("-bf16")
+            NO_BFLOAT16 in run.get("machine", "") for run in twin.values()):
+        return float32_twin(headline)
     return headline
 
 

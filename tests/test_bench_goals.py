@@ -231,3 +231,13 @@ def test_a_lead_over_scratch_alone_is_not_judged_against_the_goal() -> None:
     summarise(entry, HEADLINES)
     assert _cells(goal_lines(entry), "vs the best") == [
         "+7.00: - (no kd or kd-mse run in this table)"]
+
+
+def test_a_lead_over_pruning_alone_is_judged_on_a_compression_pair() -> None:
+    # prune+KD learns from the teacher too: a point over it is the goal's lead
+    entry = {"name": "pair", "kind": "compression", "teacher": {"accuracy": 80.0},
+             "student": {"params": 1000},
+             "runs": {"scratch": {"0": _run(70.0)}, "prune-kd": {"0": _run(75.0)},
+                      "recast:warm-ce-sgd-lr02": {"0": _run(77.0, seconds=11.0)}}}
+    summarise(entry, HEADLINES)
+    assert _cells(goal_lines(entry), "vs the best") == ["+2.00: reached"]
